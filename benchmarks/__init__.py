@@ -1,0 +1,1 @@
+"""stylecam.benchmarks: latency per device, model, precision and resolution."""

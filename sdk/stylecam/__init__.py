@@ -1,0 +1,11 @@
+"""stylecam: real-time neural style transfer on OpenCV frames (TensorRT, ONNX Runtime, PyTorch).
+
+The runtime imports only NumPy, OpenCV and (lazily) the chosen backend; never torch at import time.
+"""
+from .bundle import Bundle, BundleError, load_bundle
+from .frames import FrameError
+from .styles import bundled_styles
+from .stylizer import Stylizer
+
+__version__ = "0.1.0"
+__all__ = ["Stylizer", "Bundle", "BundleError", "FrameError", "load_bundle", "bundled_styles", "__version__"]

@@ -1,0 +1,61 @@
+"""Inference backends behind one small protocol.
+
+A backend is created by name, then ``load(bundle, variant, device)`` once and ``infer(tensor)`` per frame:
+the tensor is the network contract (N×3×H×W RGB float in [0, 1], H and W multiples of the stride) and the
+result has the same shape. Heavy imports happen inside each module, so ``import stylecam`` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+import numpy as np
+
+from ..bundle import Bundle
+
+# name → module; "auto" tries them in this order (fastest first).
+_MODULES = {"tensorrt": "trt", "torch": "pytorch", "onnxruntime": "onnxrt"}
+AUTO_ORDER = ("tensorrt", "onnxruntime")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run here; the message says why and what to install."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def load(self, bundle: Bundle, variant: str = "fp32", device: str = "auto") -> None: ...
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray: ...
+
+    def info(self) -> dict: ...
+
+
+def _module(name: str):
+    if name not in _MODULES:
+        raise ValueError(f"unknown backend '{name}'; choose one of {['auto', *_MODULES]}")
+    return importlib.import_module(f".{_MODULES[name]}", __name__)
+
+
+def available() -> dict[str, dict]:
+    """Every backend with ``ok`` and, for those that cannot run here, ``why``."""
+    out = {}
+    for name in _MODULES:
+        why = _module(name).unavailable_reason()
+        out[name] = {"ok": why is None, **({"why": why} if why else {})}
+    return out
+
+
+def create(name: str = "auto", **options) -> Backend:
+    """A backend instance; ``auto`` picks the first that can run here."""
+    if name == "auto":
+        for candidate in AUTO_ORDER:
+            if _module(candidate).unavailable_reason() is None:
+                return _module(candidate).create(**options)
+        raise BackendUnavailable(f"no backend can run here: {available()}")
+    mod = _module(name)
+    why = mod.unavailable_reason()
+    if why:
+        raise BackendUnavailable(f"backend '{name}' cannot run here: {why}")
+    return mod.create(**options)

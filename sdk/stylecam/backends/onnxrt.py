@@ -1,0 +1,60 @@
+"""ONNX Runtime backend: the CPU fallback that runs everywhere (and CUDA when onnxruntime-gpu is present)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..bundle import Bundle
+
+
+def unavailable_reason() -> str | None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        return f"onnxruntime is not installed ({e}); pip install onnxruntime"
+    return None
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+        self.session = None
+
+    def load(self, bundle: Bundle, variant: str = "fp32", device: str = "auto") -> None:
+        import onnxruntime as ort
+
+        path = bundle.model_file(variant)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = self.threads or min(os.cpu_count() or 1, 8)
+        opts.inter_op_num_threads = 1
+        have = ort.get_available_providers()
+        if device in ("cuda", "gpu") and "CUDAExecutionProvider" not in have:
+            raise RuntimeError(f"device '{device}' asked for, but this onnxruntime has only {have}; "
+                               "pip install onnxruntime-gpu or use device='cpu'")
+        providers = ["CUDAExecutionProvider"] if device in ("cuda", "gpu") or (
+            device == "auto" and "CUDAExecutionProvider" in have) else []
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=[*providers, "CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise RuntimeError(f"{path}: ONNX Runtime could not load the model ({e}); re-export the bundle") from e
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        self.variant = variant
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: tensor.astype(self.input_dtype, copy=False)})[0]
+
+    def info(self) -> dict:
+        import onnxruntime as ort
+
+        return {"backend": self.name, "version": ort.__version__, "variant": self.variant,
+                "providers": self.session.get_providers(), "threads": self.threads}
+
+
+def create(**options) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(**options)

@@ -1,0 +1,133 @@
+"""Model bundles: a folder with ``manifest.json`` and the files it lists, each checked by sha256 before use.
+
+Layout (DESIGN.md)::
+
+    NAME/
+      manifest.json        format version, model card, and {file: {sha256, bytes}} for every file below
+      weights.safetensors  generator weights (for fine-tuning; never pickled)
+      model.onnx           FP32 network, dynamic H/W; variants: model.fp16.onnx, model.int8.onnx
+      style.jpg            thumbnail of the style image
+
+The manifest is the single source of truth: the runtime reads the input contract (stride, range, channel
+order) from it, never from code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT = "stylecam-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be used as it is; the message says which file and what to do."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write then rename, so a crash never leaves a half-written file under the real name."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def stride(self) -> int:
+        return int(self.manifest["input"]["stride"])
+
+    @property
+    def variants(self) -> list[str]:
+        return [v for v, f in VARIANT_FILES.items() if f in self.manifest["files"]]
+
+    def file(self, name: str) -> Path:
+        """Path of a listed file, verified against its size and sha256."""
+        entry = self.manifest["files"].get(name)
+        if entry is None:
+            raise BundleError(f"{self.path}: manifest lists no '{name}' (has: {sorted(self.manifest['files'])})")
+        p = self.path / name
+        if not p.is_file():
+            raise BundleError(f"{p}: listed in the manifest but missing; re-export or re-download the bundle")
+        size = p.stat().st_size
+        if size != entry["bytes"]:
+            raise BundleError(f"{p}: {size} bytes, manifest says {entry['bytes']} (truncated or replaced?); "
+                              "re-export or re-download the bundle")
+        if sha256_file(p) != entry["sha256"]:
+            raise BundleError(f"{p}: sha256 does not match the manifest (corrupt or modified); "
+                              "re-export or re-download the bundle")
+        return p
+
+    def model_file(self, variant: str = "fp32") -> Path:
+        if variant not in VARIANT_FILES:
+            raise BundleError(f"unknown variant '{variant}'; choose one of {list(VARIANT_FILES)}")
+        if VARIANT_FILES[variant] not in self.manifest["files"]:
+            raise BundleError(f"bundle '{self.name}' has no {variant} model (has {self.variants}); "
+                              f"run: stylecam export {self.path} --precision {variant}")
+        return self.file(VARIANT_FILES[variant])
+
+    def verify(self) -> None:
+        for name in self.manifest["files"]:
+            self.file(name)
+
+
+def load_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
+    """Open a bundle folder; with ``verify`` every listed file is checked against its sha256."""
+    path = Path(path)
+    mf = path / MANIFEST
+    if not mf.is_file():
+        raise BundleError(f"{path}: no {MANIFEST}; not a stylecam bundle (see `stylecam styles`)")
+    try:
+        manifest = json.loads(mf.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mf}: not valid JSON ({e}); the bundle is corrupt, re-export it") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{mf}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(f"{mf}: bundle format version {version!r}, this stylecam reads version {FORMAT_VERSION}; "
+                          "upgrade stylecam or re-export the bundle")
+    for key in ("name", "input", "files"):
+        if key not in manifest:
+            raise BundleError(f"{mf}: required field '{key}' is missing")
+    bundle = Bundle(path, manifest)
+    if verify:
+        bundle.verify()
+    return bundle
+
+
+def write_manifest(path: str | os.PathLike, manifest: dict, files: list[str] | None = None) -> dict:
+    """Hash ``files`` (default: those already listed plus any known bundle file present) into the manifest
+    and write it atomically. Returns the manifest written."""
+    path = Path(path)
+    known = set(manifest.get("files", {})) | {"weights.safetensors", "style.jpg", *VARIANT_FILES.values()}
+    names = files if files is not None else sorted(n for n in known if (path / n).is_file())
+    manifest = {**manifest, "format": FORMAT, "format_version": FORMAT_VERSION,
+                "files": {n: {"sha256": sha256_file(path / n), "bytes": (path / n).stat().st_size}
+                          for n in names}}
+    atomic_write_bytes(path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return manifest

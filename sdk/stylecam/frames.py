@@ -1,0 +1,83 @@
+"""The frame contract and the NumPy/OpenCV pre/post-processing path.
+
+Frames in and out of the SDK are OpenCV images: ``uint8``, ``H×W×3``, **BGR**, any H, W ≥ 1.
+Two other layouts are accepted and documented rather than rejected:
+
+* gray (``H×W`` or ``H×W×1``) is expanded to BGR; the result is a 3-channel BGR frame;
+* BGRA (``H×W×4``): the BGR part is stylized, alpha is passed through unchanged, the result is BGRA.
+
+The network tensor is ``1×3×H'×W'`` RGB float in [0, 1], where H', W' are H, W reflect-padded up to the
+network's stride multiple; post-processing crops back, clamps, and blends with the input by strength.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+Frame = np.ndarray
+
+
+class FrameError(ValueError):
+    """A frame that does not meet the contract; the message says what was expected."""
+
+
+def check_frame(frame: object) -> np.ndarray:
+    """Return ``frame`` as an H×W×C uint8 array (C in 1, 3, 4), or raise FrameError saying what is wrong."""
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"expected a numpy.ndarray (an OpenCV BGR image), got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        hint = " (scale floats in [0, 1] with (frame * 255).round().clip(0, 255).astype(np.uint8))" \
+            if frame.dtype.kind == "f" else ""
+        raise FrameError(f"expected dtype uint8, got {frame.dtype}{hint}")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3:
+        raise FrameError(f"expected an H×W×3 BGR image, got an array of shape {frame.shape}")
+    h, w, c = frame.shape
+    if h == 0 or w == 0:
+        raise FrameError(f"got an empty frame of shape {frame.shape}; did the capture fail to read?")
+    if c not in (1, 3, 4):
+        raise FrameError(f"expected 3 channels (BGR), 1 (gray) or 4 (BGRA), got {c} in shape {frame.shape}")
+    return frame
+
+
+def split_alpha(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split a checked frame into its BGR part and alpha (None when there is none)."""
+    c = frame.shape[2]
+    if c == 3:
+        return frame, None
+    if c == 1:
+        return np.repeat(frame, 3, axis=2), None
+    return frame[:, :, :3], frame[:, :, 3:]
+
+
+def padded_size(h: int, w: int, stride: int) -> tuple[int, int]:
+    return -(-h // stride) * stride, -(-w // stride) * stride
+
+
+def to_tensor(bgr: np.ndarray, stride: int, dtype=np.float32) -> np.ndarray:
+    """BGR8 H×W×3 → RGB 1×3×H'×W' in [0, 1], reflect-padded to the stride multiple."""
+    h, w = bgr.shape[:2]
+    ph, pw = padded_size(h, w, stride)
+    # One pass: channel flip, transpose and scale; padding on the small uint8 image first.
+    if (ph, pw) != (h, w):
+        # numpy's "symmetric" handles pads larger than the image (1×1 frames), unlike OpenCV's reflect.
+        bgr = np.pad(bgr, ((0, ph - h), (0, pw - w), (0, 0)), mode="symmetric")
+    chw = bgr[:, :, ::-1].transpose(2, 0, 1)
+    return (chw[None].astype(dtype) * dtype(1 / 255))
+
+
+def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float) -> np.ndarray:
+    """RGB 1×3×H'×W' network output → BGR8 H×W×3, cropped, clamped and blended with the input by strength."""
+    h, w = bgr.shape[:2]
+    rgb = out[0, :, :h, :w].astype(np.float32, copy=False)
+    styl = np.clip(rgb, 0.0, 1.0)[::-1].transpose(1, 2, 0) * 255.0
+    if strength < 1.0:
+        styl = strength * styl + (1.0 - strength) * bgr
+    return np.rint(styl).astype(np.uint8)
+
+
+def check_strength(strength: float) -> float:
+    s = float(strength)
+    if not 0.0 <= s <= 1.0:
+        raise ValueError(f"strength must be in [0, 1] (0 = original frame, 1 = fully stylized), got {strength}")
+    return s

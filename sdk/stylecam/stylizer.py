@@ -1,0 +1,87 @@
+"""``Stylizer``: a style bundle on a backend, applied to OpenCV BGR frames."""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from . import backends
+from .bundle import Bundle
+from .frames import check_frame, check_strength, from_tensor, split_alpha, to_tensor
+from .styles import DEFAULT_STYLE, resolve
+from .timing import StageTimer
+
+
+class Stylizer:
+    """Restyle frames with one trained style.
+
+    >>> s = Stylizer("candy")                  # bundled style name or a bundle folder
+    >>> out = s.stylize(frame)                 # uint8 BGR H×W×3 in, same shape out
+    >>> s.strength = 0.5                       # blend with the original, at runtime
+
+    ``backend``: "auto" (TensorRT, else ONNX Runtime), "onnxruntime", "torch" or "tensorrt";
+    ``variant``: "fp32", "fp16" or "int8" where the bundle has it; ``threads``: CPU threads for ONNX Runtime.
+    Frame layouts: see ``stylecam.frames`` (gray is expanded to BGR, BGRA keeps its alpha).
+    """
+
+    def __init__(self, style: str | os.PathLike | Bundle = DEFAULT_STYLE, backend: str = "auto",
+                 strength: float = 1.0, variant: str = "fp32", device: str = "auto", threads: int | None = None,
+                 timer: StageTimer | None = None):
+        self.strength = strength
+        self.timer = timer or StageTimer()
+        self._backend_name, self._variant, self._device = backend, variant, device
+        self._options = {"threads": threads} if threads else {}
+        self._lock = threading.Lock()
+        self._bundle, self._backend = self._load(style)
+
+    def _load(self, style) -> tuple[Bundle, backends.Backend]:
+        bundle = resolve(style)
+        backend = backends.create(self._backend_name, **self._options)
+        backend.load(bundle, self._variant, self._device)
+        return bundle, backend
+
+    @property
+    def strength(self) -> float:
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        self._strength = check_strength(value)
+
+    @property
+    def style(self) -> str:
+        return self._bundle.name
+
+    @property
+    def bundle(self) -> Bundle:
+        return self._bundle
+
+    def set_style(self, style: str | os.PathLike | Bundle) -> None:
+        """Switch style; the new one is loaded before the swap, so frames keep flowing meanwhile."""
+        loaded = self._load(style)
+        with self._lock:
+            self._bundle, self._backend = loaded
+
+    def info(self) -> dict:
+        return {"style": self.style, "strength": self.strength, **self._backend.info()}
+
+    def stylize(self, frame: np.ndarray, strength: float | None = None) -> np.ndarray:
+        """Stylize one uint8 BGR frame (any H, W ≥ 1); returns a new frame of the same size."""
+        frame = check_frame(frame)
+        alpha = check_strength(self._strength if strength is None else strength)
+        bgr, extra = split_alpha(frame)
+        if alpha == 0.0:
+            out = bgr.copy()
+        else:
+            with self._lock:
+                bundle, backend = self._bundle, self._backend
+            with self.timer("pre"):
+                x = to_tensor(bgr, bundle.stride)
+            with self.timer("infer"):
+                y = backend.infer(x)
+            with self.timer("post"):
+                out = from_tensor(y, bgr, alpha)
+        return out if extra is None else np.concatenate([out, extra], axis=2)
+
+    __call__ = stylize

@@ -1,0 +1,49 @@
+"""Stage timer shared by the pipeline, the CLI table and the benchmarks."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+import numpy as np
+
+
+def summarize(samples_ms) -> dict:
+    """min/mean/median/p90/p95/p99/std/cv of a sequence of milliseconds."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("no samples to summarize")
+    mean = float(a.mean())
+    std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    p = np.percentile(a, [50, 90, 95, 99])
+    return {"n": int(a.size), "min": float(a.min()), "mean": mean, "median": float(p[0]), "p90": float(p[1]),
+            "p95": float(p[2]), "p99": float(p[3]), "std": std, "cv": std / mean if mean > 0 else 0.0}
+
+
+class StageTimer:
+    """Collects per-stage wall times: ``with timer("infer"): ...``."""
+
+    def __init__(self):
+        self.samples: dict[str, list[float]] = defaultdict(list)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.samples[stage].append((time.perf_counter() - t0) * 1e3)
+
+    def add(self, stage: str, ms: float) -> None:
+        self.samples[stage].append(ms)
+
+    def stats(self) -> dict[str, dict]:
+        return {k: summarize(v) for k, v in self.samples.items() if v}
+
+    def table(self, total: str | None = None) -> str:
+        """Plain-text table: stage, frames, median and p95 ms, and FPS of the median."""
+        rows = [f"{'stage':<10}{'frames':>8}{'median ms':>12}{'p95 ms':>10}{'FPS':>9}"]
+        for stage, s in self.stats().items():
+            fps = 1e3 / s["median"] if s["median"] > 0 else float("inf")
+            rows.append(f"{stage:<10}{s['n']:>8}{s['median']:>12.2f}{s['p95']:>10.2f}{fps:>9.1f}")
+        return "\n".join(rows)

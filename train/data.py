@@ -1,0 +1,64 @@
+"""Training images: content photos held in memory at training scale, sampled as random crops."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def read_rgb(path: str | Path, max_side: int | None = None, min_side: int | None = None) -> np.ndarray:
+    """An RGB uint8 image, scaled so its longer side ≤ max_side, or its shorter side = min_side."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise OSError(f"{path}: not a readable image")
+    h, w = bgr.shape[:2]
+    scale = 1.0
+    if max_side and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+    if min_side:
+        scale = min_side / min(h, w)
+    if scale != 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def to_batch(images: list[np.ndarray]) -> torch.Tensor:
+    """RGB uint8 H×W×3 images of one size → N×3×H×W float in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class ContentImages:
+    """Every readable image under ``folder``, shorter side scaled to ``size``; unreadable ones are skipped."""
+
+    def __init__(self, folder: str | Path, size: int, limit: int | None = None):
+        paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise FileNotFoundError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.size, self.images = size, []
+        for p in paths[:limit]:
+            try:
+                self.images.append(read_rgb(p, min_side=size))
+            except OSError as e:
+                warnings.warn(f"skipping {e}", stacklevel=2)
+        if not self.images:
+            raise FileNotFoundError(f"{folder}: none of the {len(paths)} images could be read")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, batch: int, rng: np.random.Generator) -> torch.Tensor:
+        """A batch of random size×size crops with random horizontal flips."""
+        crops = []
+        for i in rng.integers(0, len(self.images), batch):
+            img = self.images[i]
+            y = rng.integers(0, img.shape[0] - self.size + 1)
+            x = rng.integers(0, img.shape[1] - self.size + 1)
+            crop = img[y:y + self.size, x:x + self.size]
+            crops.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+        return to_batch([np.ascontiguousarray(c) for c in crops])

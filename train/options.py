@@ -1,0 +1,39 @@
+"""Training options that the CLI reads without importing torch."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass
+class LossWeights:
+    content: float = 1.0
+    style: float = 5.0
+    tv: float = 1e3
+    content_layer: str = "relu2_2"
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", required=True, help="style painting (jpg/png)")
+    p.add_argument("--content", required=True, help="folder of content photos")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--arch", default="small", help="small, tiny, nano or johnson")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--size", type=int, default=256, help="training crop size")
+    p.add_argument("--style-size", type=int, default=512, help="longer side of the style image")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--content-weight", type=float, default=LossWeights.content)
+    p.add_argument("--style-weight", type=float, default=LossWeights.style)
+    p.add_argument("--tv-weight", type=float, default=LossWeights.tv)
+    p.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--content-limit", type=int, help="use only the first N content photos")
+    p.add_argument("--name")
+    p.add_argument("--title")
+    p.add_argument("--style-licence", default="unknown", help="licence of the style image, for the model card")
+    p.add_argument("--init", help="start from this bundle's weights (fine-tune a new style from an old one)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/.train/checkpoint.pt")
