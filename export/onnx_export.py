@@ -28,11 +28,11 @@ def _export(model: torch.nn.Module, path: Path, stride: int) -> None:
     program.save(str(path))
 
 
-def parity(model: torch.nn.Module, onnx_path: Path, image_bgr: np.ndarray, stride: int) -> float:
+def parity(model: torch.nn.Module, onnx_path: Path, image_bgr: np.ndarray, bundle) -> float:
     """Max abs difference between torch and ONNX Runtime (CPU) on one image."""
     import onnxruntime as ort
 
-    x = to_tensor(image_bgr, stride)
+    x = to_tensor(image_bgr, bundle.stride, bundle.margin)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -52,7 +52,7 @@ def export_bundle(bundle_dir: str | Path, check_image: str | Path | None = None)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export") as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         _export(model, tmp_path, bundle.stride)
-        err = parity(model, tmp_path, bgr, bundle.stride)
+        err = parity(model, tmp_path, bgr, bundle)
         if not err <= PARITY_TOLERANCE:
             raise ExportError(f"ONNX output differs from torch by {err:.2e} (> {PARITY_TOLERANCE}); not written")
         tmp_path.replace(out)

@@ -62,6 +62,10 @@ class Bundle:
         return int(self.manifest["input"]["stride"])
 
     @property
+    def margin(self) -> int:
+        return int(self.manifest["input"].get("margin", 0))
+
+    @property
     def variants(self) -> list[str]:
         return [v for v, f in VARIANT_FILES.items() if f in self.manifest["files"]]
 

@@ -6,8 +6,9 @@ Two other layouts are accepted and documented rather than rejected:
 * gray (``H×W`` or ``H×W×1``) is expanded to BGR; the result is a 3-channel BGR frame;
 * BGRA (``H×W×4``): the BGR part is stylized, alpha is passed through unchanged, the result is BGRA.
 
-The network tensor is ``1×3×H'×W'`` RGB float in [0, 1], where H', W' are H, W reflect-padded up to the
-network's stride multiple; post-processing crops back, clamps, and blends with the input by strength.
+The network tensor is ``1×3×H'×W'`` RGB float in [0, 1]: the frame reflect-padded by the bundle's margin on
+every side (compact networks use zero padding inside; their edge artifacts fall in this margin) and then up to the
+network's stride multiple. Post-processing crops back, clamps, and blends with the input by strength.
 """
 from __future__ import annotations
 
@@ -50,26 +51,27 @@ def split_alpha(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return frame[:, :, :3], frame[:, :, 3:]
 
 
-def padded_size(h: int, w: int, stride: int) -> tuple[int, int]:
-    return -(-h // stride) * stride, -(-w // stride) * stride
+def padded_size(h: int, w: int, stride: int, margin: int = 0) -> tuple[int, int]:
+    """Network input size for an h×w frame: margin on every side, rounded up to the stride."""
+    return -(-(h + 2 * margin) // stride) * stride, -(-(w + 2 * margin) // stride) * stride
 
 
-def to_tensor(bgr: np.ndarray, stride: int, dtype=np.float32) -> np.ndarray:
-    """BGR8 H×W×3 → RGB 1×3×H'×W' in [0, 1], reflect-padded to the stride multiple."""
+def to_tensor(bgr: np.ndarray, stride: int, margin: int = 0, dtype=np.float32) -> np.ndarray:
+    """BGR8 H×W×3 → RGB 1×3×H'×W' in [0, 1], reflect-padded by margin and to the stride multiple."""
     h, w = bgr.shape[:2]
-    ph, pw = padded_size(h, w, stride)
-    # One pass: channel flip, transpose and scale; padding on the small uint8 image first.
+    ph, pw = padded_size(h, w, stride, margin)
+    # Pad the small uint8 image first, then one pass of channel flip, transpose and scale.
     if (ph, pw) != (h, w):
         # numpy's "symmetric" handles pads larger than the image (1×1 frames), unlike OpenCV's reflect.
-        bgr = np.pad(bgr, ((0, ph - h), (0, pw - w), (0, 0)), mode="symmetric")
+        bgr = np.pad(bgr, ((margin, ph - h - margin), (margin, pw - w - margin), (0, 0)), mode="symmetric")
     chw = bgr[:, :, ::-1].transpose(2, 0, 1)
     return (chw[None].astype(dtype) * dtype(1 / 255))
 
 
-def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float) -> np.ndarray:
+def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float, margin: int = 0) -> np.ndarray:
     """RGB 1×3×H'×W' network output → BGR8 H×W×3, cropped, clamped and blended with the input by strength."""
     h, w = bgr.shape[:2]
-    rgb = out[0, :, :h, :w].astype(np.float32, copy=False)
+    rgb = out[0, :, margin:margin + h, margin:margin + w].astype(np.float32, copy=False)
     styl = np.clip(rgb, 0.0, 1.0)[::-1].transpose(1, 2, 0) * 255.0
     if strength < 1.0:
         styl = strength * styl + (1.0 - strength) * bgr

@@ -77,11 +77,11 @@ class Stylizer:
             with self._lock:
                 bundle, backend = self._bundle, self._backend
             with self.timer("pre"):
-                x = to_tensor(bgr, bundle.stride)
+                x = to_tensor(bgr, bundle.stride, bundle.margin)
             with self.timer("infer"):
                 y = backend.infer(x)
             with self.timer("post"):
-                out = from_tensor(y, bgr, alpha)
+                out = from_tensor(y, bgr, alpha, bundle.margin)
         return out if extra is None else np.concatenate([out, extra], axis=2)
 
     __call__ = stylize
