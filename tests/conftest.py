@@ -1,0 +1,33 @@
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stylecam.styles import STYLES_DIR
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared(path: str) -> Path:
+    p = SHARED_DATA / path
+    if not p.exists():
+        pytest.skip(f"{p} not found: these tests need ../shared/data beside the checkout")
+    return p
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """A real held-out photo (BSDS500 val, never trained on), BGR uint8."""
+    img = cv2.imread(str(shared("content/bsds_val_3096.jpg")))
+    assert img is not None
+    return img
+
+
+@pytest.fixture
+def candy_copy(tmp_path) -> Path:
+    """A private copy of the bundled candy style, free to tamper with."""
+    dst = tmp_path / "candy"
+    shutil.copytree(STYLES_DIR / "candy", dst)
+    return dst

@@ -1,0 +1,41 @@
+"""`stylecam run` end to end on the bundled demo clip, read back with OpenCV."""
+import subprocess
+import sys
+
+import cv2
+
+from stylecam.video import DEMO_CLIP
+
+CLI = [sys.executable, "-m", "stylecam.cli"]
+
+
+def test_run_writes_a_readable_video_and_a_timing_table(tmp_path):
+    out, png = tmp_path / "out.mp4", tmp_path / "side.png"
+    r = subprocess.run([*CLI, "run", "--style", "candy", "--input", str(DEMO_CLIP), "--output", str(out),
+                        "--preview", str(png), "--threads", "2"], capture_output=True, text=True, check=True)
+    src, dst = cv2.VideoCapture(str(DEMO_CLIP)), cv2.VideoCapture(str(out))
+    size = lambda c: (int(c.get(cv2.CAP_PROP_FRAME_WIDTH)), int(c.get(cv2.CAP_PROP_FRAME_HEIGHT)))  # noqa: E731
+    assert size(dst) == size(src) == (640, 360)
+    frames = 0
+    while dst.read()[0]:
+        frames += 1
+    assert frames == int(src.get(cv2.CAP_PROP_FRAME_COUNT)) == 80
+    for stage in ("read", "pre", "infer", "post", "write"):
+        assert any(line.startswith(stage) for line in r.stdout.splitlines()), stage
+    assert "FPS end to end" in r.stdout
+    preview = cv2.imread(str(png))
+    assert preview.shape == (360, 1280, 3)
+
+
+def test_run_on_a_missing_file_says_so(tmp_path):
+    r = subprocess.run([*CLI, "run", "--input", str(tmp_path / "nope.mp4"), "--output", str(tmp_path / "o.mp4")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "no such file" in r.stderr
+
+
+def test_run_on_a_corrupt_video_says_so(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    r = subprocess.run([*CLI, "run", "--input", str(bad), "--output", str(tmp_path / "o.mp4")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "bad.mp4" in r.stderr

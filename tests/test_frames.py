@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from stylecam.frames import FrameError, check_frame, from_tensor, padded_size, to_tensor
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (3, 5), (481, 639), (64, 64)])
+@pytest.mark.parametrize("margin", [0, 16])
+def test_pre_post_round_trip_is_exact(h, w, margin):
+    rng = np.random.default_rng(h * w)
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    x = to_tensor(frame, stride=4, margin=margin)
+    assert x.shape == (1, 3, *padded_size(h, w, 4, margin)) and x.shape[2] % 4 == 0 and x.shape[3] % 4 == 0
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    # the tensor is RGB: channel 0 holds the frame's red (BGR index 2)
+    assert np.allclose(x[0, 0, margin:margin + h, margin:margin + w] * 255, frame[:, :, 2], atol=1e-3)
+    np.testing.assert_array_equal(from_tensor(x, frame, 1.0, margin), frame)
+
+
+def test_post_clamps_and_blends():
+    frame = np.full((2, 2, 3), 100, np.uint8)
+    out = np.full((1, 3, 4, 4), 2.0, np.float32)  # out of range: clamps to white
+    np.testing.assert_array_equal(from_tensor(out, frame, 1.0), np.full((2, 2, 3), 255))
+    np.testing.assert_array_equal(from_tensor(out, frame, 0.5), np.full((2, 2, 3), 178))  # 0.5·255 + 0.5·100
+    np.testing.assert_array_equal(from_tensor(out, frame, 0.0), frame)
+
+
+@pytest.mark.parametrize("bad,expect", [
+    (np.zeros((4, 4, 3), np.float32), "uint8"),
+    (np.zeros((4, 4, 3), np.uint16), "uint8"),
+    (np.zeros((0, 4, 3), np.uint8), "empty"),
+    (np.zeros((4, 4, 2), np.uint8), "channels"),
+    (np.zeros((1, 4, 4, 3), np.uint8), "H×W×3"),
+    ([[1, 2, 3]], "numpy.ndarray"),
+])
+def test_bad_frames_say_what_was_expected(bad, expect):
+    with pytest.raises(FrameError, match=expect):
+        check_frame(bad)

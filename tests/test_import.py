@@ -1,0 +1,24 @@
+import subprocess
+import sys
+
+
+def test_import_stylecam_does_not_import_torch():
+    code = "import sys, stylecam; s = stylecam.Stylizer; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bundled_styles_are_listed():
+    from stylecam import bundled_styles
+
+    assert {"candy", "mosaic", "udnie", "starry_night", "the_scream", "wave"} <= set(bundled_styles())
+
+
+def test_backends_report_every_backend_and_why_not():
+    from stylecam.backends import available
+
+    status = available()
+    assert set(status) == {"tensorrt", "torch", "onnxruntime"}
+    assert status["onnxruntime"]["ok"]
+    for name, s in status.items():
+        assert s["ok"] or s["why"], name

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from stylecam import FrameError, Stylizer
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    return Stylizer("candy", backend="onnxruntime", threads=2)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (481, 639), (720, 1280)])
+def test_any_size_in_same_size_out(stylizer, h, w):
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = stylizer.stylize(frame)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+
+
+def test_output_is_stylized_not_copied(stylizer, photo):
+    out = stylizer.stylize(photo)
+    assert np.abs(out.astype(int) - photo).mean() > 20  # candy repaints the photo
+
+
+def test_strength_zero_returns_input_and_half_is_between(stylizer, photo):
+    np.testing.assert_array_equal(stylizer.stylize(photo, strength=0.0), photo)
+    full = stylizer.stylize(photo, strength=1.0).astype(np.float32)
+    half = stylizer.stylize(photo, strength=0.5).astype(np.float32)
+    assert np.abs(half - (full + photo) / 2).max() <= 1.0  # rounding only
+
+
+def test_strength_changes_at_runtime_and_is_checked(stylizer, photo):
+    stylizer.strength = 0.0
+    try:
+        np.testing.assert_array_equal(stylizer(photo), photo)
+    finally:
+        stylizer.strength = 1.0
+    with pytest.raises(ValueError, match="strength"):
+        stylizer.strength = 1.5
+
+
+def test_gray_becomes_bgr_and_bgra_keeps_alpha(stylizer, photo):
+    gray = photo[:, :, 1].copy()
+    assert stylizer.stylize(gray).shape == photo.shape
+    bgra = np.dstack([photo, np.arange(photo.shape[1], dtype=np.uint8)[None].repeat(photo.shape[0], 0)])
+    out = stylizer.stylize(bgra)
+    assert out.shape == bgra.shape
+    np.testing.assert_array_equal(out[:, :, 3], bgra[:, :, 3])
+    np.testing.assert_array_equal(out[:, :, :3], stylizer.stylize(photo))
+
+
+def test_bad_frame_errors_reach_the_user(stylizer):
+    with pytest.raises(FrameError, match="uint8"):
+        stylizer.stylize(np.zeros((8, 8, 3), np.float64))
+
+
+def test_set_style_switches(stylizer, photo):
+    before = stylizer.stylize(photo)
+    stylizer.set_style("wave")
+    try:
+        assert stylizer.style == "wave"
+        assert np.abs(stylizer.stylize(photo).astype(int) - before).mean() > 10
+    finally:
+        stylizer.set_style("candy")
+
+
+def test_torch_backend_matches_onnxruntime_on_a_real_photo(stylizer, photo):
+    pytest.importorskip("torch")
+    ref = Stylizer("candy", backend="torch", device="cpu")
+    diff = np.abs(ref.stylize(photo).astype(int) - stylizer.stylize(photo))
+    assert diff.max() <= 1  # ONNX vs torch: at most one rounding step per channel
+
+
+def test_unknown_backend_and_style_are_clear():
+    from stylecam.bundle import BundleError
+
+    with pytest.raises(ValueError, match="unknown backend"):
+        Stylizer("candy", backend="coreml")
+    with pytest.raises(BundleError, match="bundled styles: .*candy"):
+        Stylizer("no_such_style")

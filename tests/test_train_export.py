@@ -1,0 +1,82 @@
+"""The real training path on a tiny budget: VGG16 loss, checkpoints, resume, ONNX export and the runtime."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from safetensors.torch import load_file  # noqa: E402
+
+from conftest import shared  # noqa: E402
+from stylecam import Stylizer, load_bundle  # noqa: E402
+from stylecam.train.trainer import TrainConfig, train  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def content(tmp_path_factory):
+    """Three real photos and one unreadable file that must be skipped with a warning."""
+    d = tmp_path_factory.mktemp("content")
+    for name in ("imagenet_n01440764_tench.jpg", "bsds_train_2092.jpg", "imagenet_n01443537_goldfish.jpg"):
+        shutil.copy(shared(f"content/{name}"), d)
+    (d / "broken.jpg").write_bytes(b"not a jpeg")
+    return d
+
+
+def tiny(content, out, steps, **kw):
+    return TrainConfig(style=str(shared("styles/wave.jpg")), content=str(content), out=str(out), arch="nano",
+                       steps=steps, size=64, style_size=128, batch=2, checkpoint_every=2, **kw)
+
+
+def test_resume_after_a_stop_gives_the_same_weights(content, tmp_path):
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        train(tiny(content, tmp_path / "straight", 4), progress=False)
+    train(tiny(content, tmp_path / "stopped", 2), progress=False)
+    # another seed: only a real resume (weights, optimizer and data order from the checkpoint) matches
+    train(tiny(content, tmp_path / "stopped", 4, resume=True, seed=123), progress=False)
+    a = load_file(tmp_path / "straight" / "weights.safetensors")
+    b = load_file(tmp_path / "stopped" / "weights.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    m = load_bundle(tmp_path / "stopped").manifest
+    assert m["training"]["steps_done"] == 4 and m["architecture"]["name"] == "nano"
+    log = (tmp_path / "stopped" / ".train" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and len(log) >= 2
+
+
+def test_half_written_checkpoint_is_reported(content, tmp_path):
+    ckpt = tmp_path / "b" / ".train" / "checkpoint.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"PK\x03\x04 half a zip")
+    with pytest.raises(RuntimeError, match="unreadable checkpoint"):
+        train(tiny(content, tmp_path / "b", 2, resume=True), progress=False)
+
+
+def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
+    out = tmp_path / "mine"
+    cli = [sys.executable, "-m", "stylecam.cli"]
+    subprocess.run([*cli, "train", "--style", str(shared("styles/udnie.jpg")), "--content", str(content),
+                    "--out", str(out), "--arch", "nano", "--steps", "2", "--size", "64", "--batch", "1",
+                    "--style-size", "96"], check=True, capture_output=True)
+    r = subprocess.run([*cli, "export", str(out), "--check-image", str(shared("content/bsds_val_3096.jpg"))],
+                       check=True, capture_output=True, text=True)
+    assert "wrote" in r.stdout
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["export"]["parity"]["max_abs_error_vs_torch"] <= 1e-3
+    assert m["export"]["parity"]["image"] == "bsds_val_3096.jpg"
+    onnx_out = Stylizer(out, backend="onnxruntime").stylize(photo)
+    torch_out = Stylizer(out, backend="torch", device="cpu").stylize(photo)
+    assert onnx_out.shape == photo.shape
+    assert np.abs(onnx_out.astype(int) - torch_out).max() <= 1
+
+
+def test_cli_train_reports_a_missing_content_folder(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "train", "--style", str(shared("styles/wave.jpg")),
+                        "--content", str(tmp_path / "nope"), "--out", str(tmp_path / "b"), "--steps", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "no images" in r.stderr
