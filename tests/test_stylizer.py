@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +15,8 @@ def test_any_size_in_same_size_out(stylizer, h, w):
     frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     out = stylizer.stylize(frame)
     assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    assert out.flags.c_contiguous  # OpenCV's drawing functions refuse other layouts
+    cv2.putText(out, "ok", (0, 0), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255))
 
 
 def test_output_is_stylized_not_copied(stylizer, photo):

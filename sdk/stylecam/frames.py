@@ -75,7 +75,7 @@ def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float, margin: int =
     styl = np.clip(rgb, 0.0, 1.0)[::-1].transpose(1, 2, 0) * 255.0
     if strength < 1.0:
         styl = strength * styl + (1.0 - strength) * bgr
-    return np.rint(styl).astype(np.uint8)
+    return np.rint(styl).astype(np.uint8, order="C")  # OpenCV drawing needs C order
 
 
 def check_strength(strength: float) -> float:
