@@ -4,7 +4,7 @@ import sys
 
 import cv2
 
-from stylecam.video import DEMO_CLIP
+from stylecam.sources import DEMO_CLIP
 
 CLI = [sys.executable, "-m", "stylecam.cli"]
 

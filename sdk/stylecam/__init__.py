@@ -4,8 +4,10 @@ The runtime imports only NumPy, OpenCV and (lazily) the chosen backend; never to
 """
 from .bundle import Bundle, BundleError, load_bundle
 from .frames import FrameError
+from .live import Pipeline, stream
 from .styles import bundled_styles
 from .stylizer import Stylizer
 
 __version__ = "0.1.0"
-__all__ = ["Stylizer", "Bundle", "BundleError", "FrameError", "load_bundle", "bundled_styles", "__version__"]
+__all__ = ["Stylizer", "Bundle", "BundleError", "FrameError", "load_bundle", "bundled_styles", "Pipeline", "stream",
+           "__version__"]

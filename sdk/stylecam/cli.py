@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from . import __version__
 
@@ -34,24 +33,78 @@ def cmd_backends(args) -> None:
         print(f"{name:<12} {'ok' if status['ok'] else 'unavailable: ' + status['why']}")
 
 
-def cmd_run(args) -> None:
+def _stylizer(args):
     from .stylizer import Stylizer
-    from .video import stylize_video
 
-    stylizer = Stylizer(args.style, backend=args.backend, strength=args.strength, variant=args.variant,
-                        threads=args.threads)
-    t0 = time.perf_counter()
-    n = stylize_video(stylizer, args.input, args.output, show=args.show, preview_png=args.preview,
-                      max_frames=args.max_frames)
-    wall = time.perf_counter() - t0
-    info = stylizer.info()
-    print(f"\n{info['style']} on {info['backend']} ({info['variant']}): {n} frames in {wall:.2f} s, "
-          f"{n / wall:.1f} FPS end to end")
-    print(stylizer.timer.table())
+    return Stylizer(args.style, backend=args.backend, strength=args.strength, variant=args.variant,
+                    threads=args.threads)
+
+
+def _run_pipeline(pipeline) -> None:
+    """Run with SIGTERM handled like Ctrl-C (devices released, files finalized), then print the summary."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: pipeline.stop("SIGTERM"))
+    stats = pipeline.run()
+    info = pipeline.stylizer.info()
+    print(f"\n{info['style']} on {info['backend']} ({info['variant']}): {stats.frames} frames in "
+          f"{stats.seconds:.2f} s, {stats.fps:.1f} FPS end to end, {stats.dropped} dropped, "
+          f"{stats.reconnects} reconnects ({stats.stop_reason})")
+    print(pipeline.stylizer.timer.table())
+
+
+def cmd_run(args) -> None:
+    from .live import Pipeline
+    from .sinks import PreviewSink, ProgressSink, VideoFileSink, WindowSink
+    from .sources import open_source
+
+    stylizer = _stylizer(args)
+    source = open_source(args.input)
+    total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
+    sinks = [ProgressSink(total, desc=f"stylizing ({stylizer.style})")]
     if args.output:
-        print(f"video:   {args.output}")
+        sinks.append(VideoFileSink(args.output, fps=source.fps))
     if args.preview:
-        print(f"preview: {args.preview}")
+        sinks.append(PreviewSink(args.preview, at_frame=(total or 0) // 2))
+    if args.show:
+        sinks.append(WindowSink())
+    _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames))
+    for label, path in (("video", args.output), ("preview", args.preview)):
+        if path:
+            print(f"{label + ':':<9}{path}")
+
+
+def cmd_live(args) -> None:
+    from .live import Controls, Pipeline
+    from .sinks import MJPEGServer, VideoFileSink, WindowSink
+    from .sources import open_source
+
+    stylizer = _stylizer(args)
+    source = open_source(args.source, loop=args.loop, width=args.width, height=args.height, fps=args.fps)
+    controls = Controls(stylizer, screenshot_dir=args.screenshots)
+    sinks = []
+    if args.http:
+        host, _, port = args.http.rpartition(":")
+        server = MJPEGServer(host or "127.0.0.1", int(port), controls)
+        print(f"streaming on http://{server.host}:{server.port}/")
+        sinks.append(server)
+    if args.output:
+        sinks.append(VideoFileSink(args.output, fps=source.fps))
+    if not args.no_window:
+        sinks.append(WindowSink(controls, fullscreen=args.fullscreen))
+    if not sinks:
+        raise ValueError("nothing to show: drop --no-window, or add --http HOST:PORT or --output FILE")
+    _run_pipeline(Pipeline(source, stylizer, sinks, controls=controls, side_by_side=args.side_by_side,
+                           overlay=args.overlay, max_frames=args.max_frames))
+
+
+def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", default="candy", help="bundled style name or bundle folder")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = fully stylized")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
+    p.add_argument("--variant", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
+    p.add_argument("--max-frames", type=int)
 
 
 def cmd_train(args) -> None:
@@ -79,18 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("backends", help="which inference backends run here, and why not").set_defaults(
         func=cmd_backends)
 
-    run = sub.add_parser("run", help="stylize a video file or camera into a file and/or a window")
-    run.add_argument("--style", default="candy", help="bundled style name or bundle folder")
-    run.add_argument("--input", default="demo", help="video file, camera index, URL, or 'demo' (bundled clip)")
+    run = sub.add_parser("run", help="stylize a video file, folder or camera into a file and/or a window")
+    run.add_argument("--input", default="demo", help="video file, image folder, camera index, URL, or 'demo'")
     run.add_argument("--output", help="video file to write (.mp4, .avi)")
     run.add_argument("--show", action="store_true", help="show frames in a window (q or Esc quits)")
     run.add_argument("--preview", help="write a side-by-side PNG (original | stylized)")
-    run.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = fully stylized")
-    run.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
-    run.add_argument("--variant", default="fp32", choices=["fp32", "fp16", "int8"])
-    run.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
-    run.add_argument("--max-frames", type=int)
+    _add_stylizer_options(run)
     run.set_defaults(func=cmd_run)
+
+    live = sub.add_parser("live", help="real-time: camera or stream to a window, an HTTP stream and/or a file")
+    live.add_argument("--source", default="0", help="camera index, video file, image folder, URL, GStreamer "
+                      "pipeline, 'csi' or 'csi:N' (Jetson CSI camera), or 'demo'")
+    live.add_argument("--http", metavar="HOST:PORT", help="serve MJPEG with controls (e.g. 127.0.0.1:8080)")
+    live.add_argument("--output", help="also record to this video file")
+    live.add_argument("--fullscreen", action="store_true", help="kiosk mode")
+    live.add_argument("--no-window", action="store_true", help="headless: HTTP and/or file only")
+    live.add_argument("--side-by-side", action="store_true", help="show original | stylized")
+    live.add_argument("--overlay", action="store_true", help="write style and strength on the frame")
+    live.add_argument("--loop", action="store_true", help="loop a video file or folder")
+    live.add_argument("--width", type=int, help="camera width to ask for")
+    live.add_argument("--height", type=int, help="camera height to ask for")
+    live.add_argument("--fps", type=float, help="camera frame rate to ask for")
+    live.add_argument("--screenshots", default=".", help="folder for screenshots (key s)")
+    _add_stylizer_options(live)
+    live.set_defaults(func=cmd_live)
 
     train = sub.add_parser("train", help="train a style into a bundle (needs stylecam[train])")
     from stylecam.train.options import add_arguments  # plain argparse, no torch
@@ -106,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="stylecam: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -1,6 +1,7 @@
 """``Stylizer``: a style bundle on a backend, applied to OpenCV BGR frames."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -12,6 +13,7 @@ from .frames import check_frame, check_strength, from_tensor, split_alpha, to_te
 from .styles import DEFAULT_STYLE, resolve
 from .timing import StageTimer
 
+log = logging.getLogger("stylecam")
 
 class Stylizer:
     """Restyle frames with one trained style.
@@ -33,6 +35,7 @@ class Stylizer:
         self._backend_name, self._variant, self._device = backend, variant, device
         self._options = {"threads": threads} if threads else {}
         self._lock = threading.Lock()
+        self._loading: str | None = None
         self._bundle, self._backend = self._load(style)
 
     def _load(self, style) -> tuple[Bundle, backends.Backend]:
@@ -57,11 +60,30 @@ class Stylizer:
     def bundle(self) -> Bundle:
         return self._bundle
 
-    def set_style(self, style: str | os.PathLike | Bundle) -> None:
-        """Switch style; the new one is loaded before the swap, so frames keep flowing meanwhile."""
-        loaded = self._load(style)
-        with self._lock:
-            self._bundle, self._backend = loaded
+    @property
+    def loading(self) -> str | None:
+        """The style being loaded in the background, if any."""
+        return self._loading
+
+    def set_style(self, style: str | os.PathLike | Bundle, wait: bool = True) -> None:
+        """Switch style. The new one is loaded first and swapped in at once, so frames never stall; with
+        ``wait=False`` the load runs in a background thread (a failure is logged and the old style stays)."""
+        if wait:
+            loaded = self._load(style)
+            with self._lock:
+                self._bundle, self._backend = loaded
+            return
+        self._loading = str(getattr(style, "name", style))
+
+        def load():
+            try:
+                self.set_style(style)
+            except Exception as e:  # noqa: BLE001 - keep running the current style
+                log.error("could not switch to style %s: %s", style, e)
+            finally:
+                self._loading = None
+
+        threading.Thread(target=load, name="stylecam-style-loader", daemon=True).start()
 
     def info(self) -> dict:
         return {"style": self.style, "strength": self.strength, **self._backend.info()}

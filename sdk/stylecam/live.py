@@ -1,0 +1,329 @@
+"""The real-time pipeline: capture thread → latest-frame slot → stylize → output thread → sinks.
+
+Live sources (cameras, streams) never queue latency: the capture thread overwrites the slot and counts the
+frames it drops. Files keep every frame: the slot blocks the reader instead. Capture, inference and output
+run in three threads, so each overlaps the others. A live source that fails is reopened with backoff.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .sinks import CallbackSink, StopPipeline
+from .sources import open_source
+from .styles import bundled_styles
+from .stylizer import Stylizer
+
+log = logging.getLogger("stylecam")
+_END = object()
+
+
+@dataclass
+class Frame:
+    image: np.ndarray
+    index: int
+    t_capture: float
+    stylized: np.ndarray | None = None
+
+
+class Slot:
+    """One-item hand-over between threads. ``keep_all`` blocks the producer; otherwise the newest item wins."""
+
+    def __init__(self, keep_all: bool):
+        self.keep_all, self.dropped = keep_all, 0
+        self._item, self._full, self._closed = None, False, False
+        self._cond = threading.Condition()
+
+    def put(self, item) -> bool:
+        """Hand over ``item``; False once the slot is closed."""
+        with self._cond:
+            if self.keep_all:
+                self._cond.wait_for(lambda: not self._full or self._closed)
+            elif self._full and self._item is not _END:
+                self.dropped += 1
+            if self._closed:
+                return False
+            if self._full and self._item is _END:
+                return True  # the end marker is never overwritten
+            self._item, self._full = item, True
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None):
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._full or self._closed, timeout):
+                return None
+            if not self._full:
+                return _END
+            item, self._item, self._full = self._item, None, False
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class Controls:
+    """Commands shared by window keys, HTTP and code: style, strength, original view, screenshot, quit."""
+
+    def __init__(self, stylizer: Stylizer, styles: list[str] | None = None, step: float = 0.1,
+                 screenshot_dir: str | Path = "."):
+        self.stylizer, self.step = stylizer, step
+        self.styles = styles or bundled_styles()
+        self.show_original, self.quit_requested = False, False
+        self.screenshot_dir, self._screenshot = Path(screenshot_dir), False
+
+    def state(self) -> dict:
+        return {"style": self.stylizer.style, "loading": self.stylizer.loading, "strength": self.stylizer.strength,
+                "original": self.show_original}
+
+    def _cycle(self, delta: int) -> str:
+        current = self.stylizer.loading or self.stylizer.style
+        i = self.styles.index(current) if current in self.styles else -1
+        name = self.styles[(i + delta) % len(self.styles)]
+        self.stylizer.set_style(name, wait=False)
+        return name
+
+    def handle(self, command: str) -> str:
+        """Apply one command; returns what it did. Unknown commands raise ValueError."""
+        name, _, value = command.partition("=")
+        if name == "next":
+            return f"style {self._cycle(+1)}"
+        if name == "prev":
+            return f"style {self._cycle(-1)}"
+        if name in ("stronger", "weaker"):
+            s = self.stylizer.strength + (self.step if name == "stronger" else -self.step)
+            self.stylizer.strength = round(min(1.0, max(0.0, s)), 3)
+            return f"strength {self.stylizer.strength}"
+        if name == "strength":
+            self.stylizer.strength = float(value)
+            return f"strength {self.stylizer.strength}"
+        if name == "style":
+            self.stylizer.set_style(value, wait=False)
+            return f"style {value}"
+        if name == "original":
+            self.show_original = not self.show_original
+            return f"original {'on' if self.show_original else 'off'}"
+        if name == "screenshot":
+            self._screenshot = True
+            return "screenshot requested"
+        if name == "quit":
+            self.quit_requested = True
+            return "quit"
+        raise ValueError(f"unknown command '{command}'; use next, prev, stronger, weaker, strength=X, "
+                         "style=NAME, original, screenshot or quit")
+
+    def take_screenshot(self, view: np.ndarray) -> Path | None:
+        if not self._screenshot:
+            return None
+        self._screenshot = False
+        self.screenshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.screenshot_dir / f"stylecam_{time.strftime('%Y%m%d_%H%M%S')}_{int(time.time() * 1e3) % 1000}.png"
+        cv2.imwrite(str(path), view)
+        log.info("screenshot: %s", path)
+        return path
+
+
+def compose(frame: Frame, style: str, side_by_side: bool, overlay: str | None, original: bool) -> np.ndarray:
+    """What the sinks show: stylized (or original), optionally beside the original, optionally labelled."""
+    view = frame.image if original else frame.stylized
+    if side_by_side:
+        view = np.concatenate([frame.image, view], axis=1)
+    if overlay:
+        view = view.copy()
+        for color, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(view, overlay, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, width, cv2.LINE_AA)
+    return view
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    stop_reason: str = ""
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class Pipeline:
+    """Run ``source`` through ``stylizer`` into ``sinks`` until the source ends, a sink stops it, or ``stop()``.
+
+    ``source``: anything ``open_source`` takes, or an opened source. ``realtime`` (default: the source is live)
+    drops stale frames instead of queueing them. Timings go to ``stylizer.timer``: read, pre, infer, post,
+    write, and ``latency`` (capture to sinks).
+    """
+
+    def __init__(self, source, stylizer: Stylizer, sinks: list, *, controls: Controls | None = None,
+                 realtime: bool | None = None, max_frames: int | None = None, side_by_side: bool = False,
+                 overlay: bool = False, reconnect_backoff: tuple[float, float] = (0.5, 8.0),
+                 max_reconnects: int | None = None):
+        self.source = open_source(source) if isinstance(source, (str, int, Path)) else source
+        self.stylizer, self.sinks, self.controls = stylizer, sinks, controls
+        self.realtime = self.source.live if realtime is None else realtime
+        self.max_frames, self.side_by_side, self.overlay = max_frames, side_by_side, overlay
+        self.backoff, self.max_reconnects = reconnect_backoff, max_reconnects
+        self.stats = PipelineStats()
+        self._stop = threading.Event()
+        self._frames_in = Slot(keep_all=not self.realtime)
+        self._frames_out = Slot(keep_all=not self.realtime)
+
+    def stop(self, reason: str = "stopped") -> None:
+        if not self._stop.is_set():
+            self.stats.stop_reason = self.stats.stop_reason or reason
+            self._stop.set()
+            self._frames_in.close()
+            self._frames_out.close()
+
+    # -- capture thread -------------------------------------------------------------------------------------
+    def _reconnect(self) -> bool:
+        delay = self.backoff[0]
+        while not self._stop.is_set():
+            if self.max_reconnects is not None and self.stats.reconnects >= self.max_reconnects:
+                return False
+            self.stats.reconnects += 1
+            log.warning("source %s lost; reconnecting in %.1f s (attempt %d)", self.source.name, delay,
+                        self.stats.reconnects)
+            if self._stop.wait(delay):
+                return False
+            try:
+                self.source.open()
+                log.warning("source %s reconnected", self.source.name)
+                return True
+            except Exception as e:  # noqa: BLE001 - any open failure means: wait longer and retry
+                log.warning("source %s: reconnect failed (%s)", self.source.name, e)
+                delay = min(delay * 2, self.backoff[1])
+        return False
+
+    def _capture(self) -> None:
+        timer, index = self.stylizer.timer, 0
+        try:
+            while not self._stop.is_set() and (self.max_frames is None or index < self.max_frames):
+                t0 = time.perf_counter()
+                image = self.source.read()
+                if image is None:
+                    if self.source.live and self._reconnect():
+                        continue
+                    break
+                timer.add("read", (time.perf_counter() - t0) * 1e3)
+                if not self._frames_in.put(Frame(image, index, time.perf_counter())):
+                    return
+                index += 1
+        except Exception as e:  # noqa: BLE001 - reported, then the pipeline ends cleanly
+            log.error("capture failed: %s", e)
+            self.stats.stop_reason = f"capture failed: {e}"
+        self._frames_in.put(_END)
+
+    # -- output thread --------------------------------------------------------------------------------------
+    def _output(self) -> None:
+        timer = self.stylizer.timer
+        while True:
+            item = self._frames_out.get()
+            if item is _END or item is None:
+                break
+            view, frame = item
+            t0 = time.perf_counter()
+            try:
+                for sink in self.sinks:
+                    sink.write(view, frame)
+            except StopPipeline as e:
+                log.warning("%s", e)
+                self.stop(str(e))
+                break
+            now = time.perf_counter()
+            timer.add("write", (now - t0) * 1e3)
+            timer.add("latency", (now - frame.t_capture) * 1e3)
+            self.stats.frames += 1
+            if self.controls is not None:
+                self.controls.take_screenshot(view)
+                if self.controls.quit_requested:
+                    self.stop("quit")
+                    break
+
+    # -- main loop (inference) ------------------------------------------------------------------------------
+    def run(self) -> PipelineStats:
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=self._capture, name="stylecam-capture", daemon=True),
+                   threading.Thread(target=self._output, name="stylecam-output", daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            while not self._stop.is_set():
+                frame = self._frames_in.get(timeout=0.5)
+                if frame is None:
+                    continue
+                if frame is _END:
+                    self._frames_out.put(_END)
+                    break
+                original = self.controls is not None and self.controls.show_original
+                frame.stylized = frame.image if original else self.stylizer.stylize(frame.image)
+                label = f"{self.stylizer.style} {self.stylizer.strength:.1f}" if self.overlay else None
+                view = compose(frame, self.stylizer.style, self.side_by_side, label, original)
+                if not self._frames_out.put((view, frame)):
+                    break
+            threads[1].join()
+        except KeyboardInterrupt:
+            self.stop("interrupted")
+        finally:
+            self.stop(self.stats.stop_reason or "end of source")
+            for t in threads:
+                t.join(timeout=5.0)
+            self.source.close()
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception as e:  # noqa: BLE001 - one sink failing to close must not lose the others
+                    log.error("closing %s failed: %s", type(sink).__name__, e)
+            self.stats.dropped = self._frames_in.dropped + self._frames_out.dropped
+            self.stats.seconds = time.perf_counter() - t0
+        return self.stats
+
+
+def stream(source, style="candy", *, strength: float = 1.0, backend: str = "auto", **pipeline_options):
+    """Iterate over stylized frames: ``for frame in stylecam.stream(0, style="wave"): ...``.
+
+    The pipeline runs in a background thread; leaving the loop stops it and releases the source.
+    """
+    import queue
+
+    stylizer = style if isinstance(style, Stylizer) else Stylizer(style, backend=backend, strength=strength)
+    frames: queue.Queue = queue.Queue(maxsize=2)
+    closed, done = threading.Event(), object()
+
+    def offer(item) -> None:  # blocks while the consumer is behind, gives up once it has left
+        while not closed.is_set():
+            try:
+                frames.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    pipeline = Pipeline(source, stylizer, [CallbackSink(offer)], **pipeline_options)
+
+    def run():
+        try:
+            pipeline.run()
+        finally:
+            offer(done)
+
+    worker = threading.Thread(target=run, name="stylecam-stream", daemon=True)
+    worker.start()
+    try:
+        while (item := frames.get()) is not done:
+            yield item
+    finally:
+        closed.set()
+        pipeline.stop("iterator closed")
+        worker.join(timeout=5.0)

@@ -1,0 +1,243 @@
+"""Frame sinks: video file, window, MJPEG over HTTP, preview PNG, Python callback.
+
+A sink has ``write(view, frame)`` where ``view`` is what is shown (stylized, maybe side by side) and ``frame``
+the pipeline's Frame record, and ``close()``. A sink raises ``StopPipeline`` to end the run cleanly.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("stylecam")
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+class StopPipeline(Exception):
+    """Raised by a sink (or control) to end the run; the message says why."""
+
+
+class VideoFileSink:
+    """Writes frames to a video file; stops cleanly, with a playable file, before the disk fills up."""
+
+    def __init__(self, path, fps: float = 30.0, min_free_bytes: int = 64 << 20):
+        self.path = Path(path)
+        self.fourcc = _FOURCC.get(self.path.suffix.lower())
+        if self.fourcc is None:
+            raise ValueError(f"{self.path}: unsupported video extension; use one of {sorted(_FOURCC)}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps, self.min_free = fps, min_free_bytes
+        self.writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, view: np.ndarray, frame) -> None:
+        if self.frames % 30 == 0 and shutil.disk_usage(self.path.parent).free < self.min_free:
+            raise StopPipeline(f"{self.path}: less than {self.min_free >> 20} MiB free on its disk; stopped "
+                               f"after {self.frames} frames, the file is finalized and playable")
+        if self.writer is None:
+            h, w = view.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise StopPipeline(f"{self.path}: OpenCV could not open a {self.fourcc} writer here")
+        self.writer.write(view)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()  # writes the index: the file is playable
+            self.writer = None
+
+
+class PreviewSink:
+    """Keeps one original | stylized pair (the middle frame when the length is known) and writes it as PNG."""
+
+    def __init__(self, path, at_frame: int = 0):
+        self.path, self.at, self.pair = Path(path), at_frame, None
+
+    def write(self, view: np.ndarray, frame) -> None:
+        if self.pair is None or frame.index == self.at:
+            self.pair = np.concatenate([frame.image, frame.stylized], axis=1)
+
+    def close(self) -> None:
+        if self.pair is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(self.path), self.pair)
+
+
+class CallbackSink:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def write(self, view: np.ndarray, frame) -> None:
+        self.fn(view)
+
+    def close(self) -> None:
+        pass
+
+
+# Keys in the window → control commands (stylecam.live.Controls.handle).
+KEYS = {ord("n"): "next", 83: "next", ord("p"): "prev", 81: "prev", ord("+"): "stronger", ord("="): "stronger",
+        ord("-"): "weaker", ord("o"): "original", ord("s"): "screenshot", ord("q"): "quit", 27: "quit",
+        ord("f"): "fullscreen"}
+
+
+class WindowSink:
+    """An OpenCV window; keys steer the controls (n/p style, +/- strength, o original, s screenshot, q quit)."""
+
+    def __init__(self, controls=None, fullscreen: bool = False, title: str = "stylecam"):
+        self.controls, self.title, self.fullscreen = controls, title, fullscreen
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        self._apply_fullscreen()
+
+    def _apply_fullscreen(self):
+        mode = cv2.WINDOW_FULLSCREEN if self.fullscreen else cv2.WINDOW_NORMAL
+        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, mode)
+
+    def write(self, view: np.ndarray, frame) -> None:
+        cv2.imshow(self.title, view)
+        key = cv2.waitKey(1) & 0xFF
+        command = KEYS.get(key)
+        if command == "fullscreen":
+            self.fullscreen = not self.fullscreen
+            self._apply_fullscreen()
+        elif command and self.controls is not None:
+            self.controls.handle(command)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>stylecam</title>
+<style>body{background:#111;color:#eee;font-family:sans-serif;text-align:center}img{max-width:100%}
+button{font-size:1.1em;margin:.3em}</style></head><body>
+<img src="/stream.mjpg" alt="stylized stream"><div>
+<button onclick="c('prev')">&larr; style</button><button onclick="c('next')">style &rarr;</button>
+<button onclick="c('weaker')">strength &minus;</button><button onclick="c('stronger')">strength +</button>
+<button onclick="c('original')">original</button><button onclick="c('screenshot')">screenshot</button>
+</div><pre id="s"></pre><script>
+function c(cmd){fetch('/control?cmd='+cmd,{method:'POST'}).then(r=>r.json()).then(j=>s.textContent=JSON.stringify(j))}
+</script></body></html>"""
+
+
+class MJPEGServer:
+    """MJPEG over HTTP: ``/`` a page with controls, ``/stream.mjpg``, ``/frame.jpg``, ``/status``,
+    ``/control?cmd=next|prev|stronger|weaker|original|screenshot|style=NAME|strength=0.5``.
+
+    Binds 127.0.0.1 unless told otherwise; port 0 picks a free port (see ``.port``).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, controls=None, quality: int = 80):
+        self.controls, self.quality = controls, quality
+        self._jpeg, self._seq, self._closed = None, 0, False
+        self._cond = threading.Condition()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt, *args):  # quiet: one line per request is too much for a stream
+                log.debug("http: " + fmt, *args)
+
+            def _send(self, body: bytes, ctype: str, code: int = 200):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                if url.path == "/":
+                    self._send(_PAGE.encode(), "text/html; charset=utf-8")
+                elif url.path == "/stream.mjpg":
+                    server._stream(self)
+                elif url.path == "/frame.jpg":
+                    jpeg = server.wait_frame(0, timeout=5.0)[0]
+                    self._send(jpeg, "image/jpeg") if jpeg else self._send(b"no frame yet", "text/plain", 503)
+                elif url.path == "/status":
+                    self._send(json.dumps(server.status()).encode(), "application/json")
+                elif url.path == "/control":
+                    self._control(url)
+                else:
+                    self._send(b"not found", "text/plain", 404)
+
+            do_POST = do_GET
+
+            def _control(self, url):
+                cmd = parse_qs(url.query).get("cmd", [""])[0]
+                if server.controls is None:
+                    return self._send(b'{"error": "no controls on this stream"}', "application/json", 409)
+                try:
+                    result = server.controls.handle(cmd)
+                except ValueError as e:
+                    return self._send(json.dumps({"error": str(e)}).encode(), "application/json", 400)
+                self._send(json.dumps({"result": result, **server.status()}).encode(), "application/json")
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.host, self.port = self.httpd.server_address[:2]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="stylecam-http", daemon=True)
+        self._thread.start()
+        log.info("streaming on http://%s:%d/", self.host, self.port)
+
+    def status(self) -> dict:
+        return {"frames": self._seq, **(self.controls.state() if self.controls is not None else {})}
+
+    def write(self, view: np.ndarray, frame) -> None:
+        ok, buf = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        with self._cond:
+            self._jpeg, self._seq = buf.tobytes(), self._seq + 1
+            self._cond.notify_all()
+
+    def wait_frame(self, after: int, timeout: float) -> tuple[bytes | None, int]:
+        """The newest JPEG once its sequence number is past ``after`` (None on timeout or close)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or (self._jpeg is not None and self._seq > after), timeout)
+            return (self._jpeg, self._seq) if not self._closed else (None, self._seq)
+
+    def _stream(self, handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        seq = 0
+        try:
+            while True:
+                jpeg, new = self.wait_frame(seq, timeout=5.0)
+                if jpeg is None:
+                    if self._closed:
+                        return
+                    continue
+                seq = new
+                handler.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                    % len(jpeg) + jpeg + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the viewer went away
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class ProgressSink:
+    """A tqdm progress bar over the frames written."""
+
+    def __init__(self, total: int | None = None, desc: str = "stylizing"):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="frame", desc=desc)
+
+    def write(self, view: np.ndarray, frame) -> None:
+        self.bar.update()
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,152 @@
+"""Frame sources: camera index (V4L2), video file, RTSP/HTTP URL, GStreamer pipeline, image folder.
+
+A source is opened, read until ``read()`` returns None, and closed. ``live`` sources (cameras, streams) are
+the ones the pipeline reconnects to after a failure and whose stale frames it drops.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DEMO_CLIP = Path(__file__).parent / "data" / "demo_640x360.mp4"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened; the message says which and why."""
+
+
+def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30, flip: int = 0) -> str:
+    """GStreamer pipeline for a Jetson CSI camera (nvarguscamerasrc), ending in BGR frames for OpenCV."""
+    return (f"nvarguscamerasrc sensor-id={sensor_id} ! "
+            f"video/x-raw(memory:NVMM), width={width}, height={height}, framerate={fps}/1, format=NV12 ! "
+            f"nvvidconv flip-method={flip} ! video/x-raw, width={width}, height={height}, format=BGRx ! "
+            "videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false")
+
+
+class CaptureSource:
+    """Anything cv2.VideoCapture opens. ``loop`` restarts a file at its end."""
+
+    def __init__(self, spec: str, *, live: bool, api: int = cv2.CAP_ANY, loop: bool = False,
+                 width: int | None = None, height: int | None = None, fps: float | None = None):
+        self.spec, self.live, self.api, self.loop = spec, live, api, loop
+        self.width, self.height, self.fps_wanted = width, height, fps
+        self.cap: cv2.VideoCapture | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+    def _target(self):
+        return int(self.spec) if self.spec.isdigit() else self.spec
+
+    def open(self) -> None:
+        self.close()
+        cap = cv2.VideoCapture(self._target(), self.api)
+        if not cap.isOpened():
+            raise SourceError(f"{self.spec}: OpenCV could not open it (unsupported codec, busy or missing camera, "
+                              "or unreachable URL)")
+        if self.spec.isdigit():  # a camera: newest frame only, compressed transfer, asked-for mode
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self.width), (cv2.CAP_PROP_FRAME_HEIGHT, self.height),
+                            (cv2.CAP_PROP_FPS, self.fps_wanted)):
+            if value:
+                cap.set(prop, value)
+        self.cap = cap
+
+    def read(self) -> np.ndarray | None:
+        if self.cap is None:
+            return None
+        ok, frame = self.cap.read()
+        if not ok and self.loop and not self.live:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.cap.read()
+        return frame if ok else None
+
+    @property
+    def fps(self) -> float:
+        fps = self.cap.get(cv2.CAP_PROP_FPS) if self.cap is not None else 0.0
+        return fps if 0 < fps < 1000 else 30.0
+
+    @property
+    def frame_count(self) -> int | None:
+        n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.cap is not None and not self.live else 0
+        return n if n > 0 and not self.loop else None
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class ImageFolderSource:
+    """Every image in a folder, in name order (optionally looping); unreadable files are skipped."""
+
+    live = False
+
+    def __init__(self, folder: str, loop: bool = False, fps: float = 10.0):
+        self.folder, self.loop, self.fps = Path(folder), loop, fps
+        self.paths: list[Path] = []
+        self.i = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.folder)
+
+    @property
+    def frame_count(self) -> int | None:
+        return None if self.loop else len(self.paths)
+
+    def open(self) -> None:
+        self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        self.i = 0
+
+    def read(self) -> np.ndarray | None:
+        while self.paths:
+            if self.i >= len(self.paths):
+                if not self.loop:
+                    return None
+                self.i = 0
+            frame = cv2.imread(str(self.paths[self.i]), cv2.IMREAD_COLOR)
+            self.i += 1
+            if frame is not None:
+                return frame
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: str | int | os.PathLike, *, loop: bool = False, width: int | None = None,
+                height: int | None = None, fps: float | None = None):
+    """A source from a camera index, video file, image folder, URL, GStreamer pipeline, 'csi[:N]' or 'demo'."""
+    spec = str(spec)
+    if spec == "demo":
+        spec = str(DEMO_CLIP)
+    if spec.startswith("csi"):
+        sensor = int(spec.split(":")[1]) if ":" in spec else 0
+        spec = csi_pipeline(sensor, width or 1280, height or 720, int(fps or 30))
+    size = {"width": width, "height": height, "fps": fps}
+    if spec.isdigit():
+        api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+        src = CaptureSource(spec, live=True, api=api, **size)
+    elif "://" in spec:
+        src = CaptureSource(spec, live=True, api=cv2.CAP_FFMPEG)
+    elif "!" in spec:
+        src = CaptureSource(spec, live=True, api=cv2.CAP_GSTREAMER)
+    elif Path(spec).is_dir():
+        src = ImageFolderSource(spec, loop=loop, fps=fps or 10.0)
+    elif Path(spec).is_file():
+        src = CaptureSource(spec, live=False, loop=loop)
+    else:
+        raise SourceError(f"{spec}: no such file or folder (give a video file, an image folder, a camera index "
+                          "like 0, a URL, a GStreamer pipeline, csi, or demo)")
+    src.open()
+    return src
