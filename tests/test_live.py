@@ -1,0 +1,254 @@
+"""The real-time pipeline with real parts: the bundled clip stands in for a camera, a real HTTP client reads the
+MJPEG stream, OpenCV reads back the files."""
+import http.client
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+import stylecam
+from stylecam.live import _END, Controls, Pipeline, Slot
+from stylecam.sinks import CallbackSink, MJPEGServer, VideoFileSink
+from stylecam.sources import DEMO_CLIP, CaptureSource, SourceError, open_source
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    return stylecam.Stylizer("candy", backend="onnxruntime", threads=1)
+
+
+def small_clip(tmp_path, frames=40, size=(96, 64)):
+    """A real video file of small frames, cut from the demo clip."""
+    src, path = cv2.VideoCapture(str(DEMO_CLIP)), tmp_path / "small.avi"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    for _ in range(frames):
+        ok, f = src.read()
+        out.write(cv2.resize(f, size))
+    out.release()
+    return path
+
+
+def test_realtime_slot_keeps_the_newest_and_counts_drops():
+    slot = Slot(keep_all=False)
+    for i in range(5):
+        assert slot.put(i)
+    assert slot.get(timeout=0) == 4 and slot.dropped == 4
+    slot.put(7)
+    slot.put(_END)
+    slot.put(8)  # the end marker is never overwritten
+    assert slot.get(timeout=0) is _END
+
+
+def test_keep_all_slot_blocks_the_producer_instead_of_dropping():
+    slot, got = Slot(keep_all=True), []
+    producer = threading.Thread(target=lambda: [slot.put(i) for i in range(50)])
+    producer.start()
+    while len(got) < 50:
+        got.append(slot.get(timeout=2))
+    producer.join()
+    assert got == list(range(50)) and slot.dropped == 0
+
+
+def test_controls_commands(stylizer):
+    c = Controls(stylizer, styles=["candy", "wave"])
+    assert c.handle("weaker") == "strength 0.9"
+    c.handle("strength=0.05")
+    c.handle("weaker")
+    assert stylizer.strength == 0.0
+    c.handle("strength=1")
+    c.handle("original")
+    assert c.state()["original"] is True
+    c.handle("original")
+    assert c.handle("next") == "style wave"
+    deadline = time.time() + 30
+    while stylizer.style != "wave" and time.time() < deadline:
+        time.sleep(0.05)
+    assert stylizer.style == "wave" and stylizer.loading is None
+    stylizer.set_style("candy")
+    with pytest.raises(ValueError, match="unknown command"):
+        c.handle("explode")
+
+
+def test_style_switch_does_not_stall_frames(stylizer):
+    frame = np.zeros((64, 64, 3), np.uint8)
+    stylizer.set_style("mosaic", wait=False)
+    t0 = time.perf_counter()
+    stylizer.stylize(frame)  # served by the current style while the next one loads
+    assert time.perf_counter() - t0 < 1.0
+    deadline = time.time() + 30
+    while stylizer.loading and time.time() < deadline:
+        time.sleep(0.05)
+    assert stylizer.style == "mosaic"
+    stylizer.set_style("candy")
+
+
+def read_mjpeg_frames(port, n):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/stream.mjpg")
+    resp = conn.getresponse()
+    assert resp.status == 200 and "multipart/x-mixed-replace" in resp.getheader("Content-Type")
+    frames = []
+    while len(frames) < n:
+        line = resp.fp.readline()
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+            resp.fp.readline()  # blank line
+            frames.append(cv2.imdecode(np.frombuffer(resp.fp.read(length), np.uint8), cv2.IMREAD_COLOR))
+    conn.close()
+    return frames
+
+
+def http_json(port, path, method="GET"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path)
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, json.loads(body) if body.startswith(b"{") else body
+
+
+def test_http_stream_and_controls_with_a_real_client(stylizer, tmp_path):
+    controls = Controls(stylizer, styles=["candy", "wave"])
+    server = MJPEGServer("127.0.0.1", 0, controls)
+    source = open_source(small_clip(tmp_path), loop=True)
+    pipeline = Pipeline(source, stylizer, [server], controls=controls, realtime=True, side_by_side=True)
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    try:
+        frames = read_mjpeg_frames(server.port, 3)
+        assert all(f.shape == (64, 192, 3) for f in frames)  # side by side: 2 × 96 wide
+        status, page = http_json(server.port, "/")
+        assert status == 200 and b"/stream.mjpg" in page
+        status, body = http_json(server.port, "/control?cmd=strength=0.5", "POST")
+        assert status == 200 and body["strength"] == 0.5
+        status, body = http_json(server.port, "/control?cmd=bogus")
+        assert status == 400 and "unknown command" in body["error"]
+        status, body = http_json(server.port, "/status")
+        assert body["frames"] >= 3 and body["style"] == "candy"
+    finally:
+        pipeline.stop()
+        runner.join(timeout=10)
+        stylizer.strength = 1.0
+    assert not runner.is_alive() and pipeline.stats.frames >= 3
+
+
+class FlakyCamera(CaptureSource):
+    """The demo clip as a live camera that is unplugged after 10 frames and refuses the first reconnect."""
+
+    def __init__(self):
+        super().__init__(str(DEMO_CLIP), live=True)
+        self.reads, self.opens = 0, 0
+
+    def open(self):
+        self.opens += 1
+        if self.opens == 2:
+            raise SourceError("device busy")
+        super().open()
+
+    def read(self):
+        self.reads += 1
+        if self.reads == 11:
+            self.close()
+        return super().read()
+
+
+def test_a_camera_that_disappears_is_reconnected(stylizer, caplog):
+    cam = FlakyCamera()
+    cam.open()
+    got = []
+    pipeline = Pipeline(cam, stylizer, [CallbackSink(got.append)], realtime=False, max_frames=20,
+                        reconnect_backoff=(0.01, 0.05))
+    with caplog.at_level(logging.WARNING, logger="stylecam"):
+        stats = pipeline.run()
+    assert stats.reconnects == 2 and cam.opens == 3
+    assert len(got) == 20 and stats.frames == 20
+    assert "reconnecting" in caplog.text and "reconnected" in caplog.text
+
+
+def test_stream_iterator(tmp_path):
+    frames = list(stylecam.stream(str(small_clip(tmp_path, frames=6)), style="wave", backend="onnxruntime"))
+    assert len(frames) == 6 and all(f.shape == (64, 96, 3) for f in frames)
+    it = stylecam.stream("demo", style="wave", backend="onnxruntime")
+    assert next(it).shape == (360, 640, 3)
+    it.close()  # leaving early stops the pipeline
+
+
+def test_disk_running_out_stops_cleanly_with_a_playable_file(stylizer, tmp_path, monkeypatch):
+    out = tmp_path / "partial.mp4"
+    sink = VideoFileSink(out, fps=10, min_free_bytes=1 << 30)
+    real = __import__("shutil").disk_usage
+    calls = []
+
+    def shrinking(path):  # plenty of room for the first 30 frames, then almost none
+        calls.append(path)
+        u = real(path)
+        return type(u)(u.total, u.used, (2 << 30) if len(calls) == 1 else (1 << 20))
+
+    monkeypatch.setattr("stylecam.sinks.shutil.disk_usage", shrinking)
+    stats = Pipeline(str(small_clip(tmp_path, frames=40)), stylizer, [sink]).run()
+    assert stats.frames == 30 and "free" in stats.stop_reason
+    cap, n = cv2.VideoCapture(str(out)), 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 30
+
+
+def test_sigterm_finalizes_the_recording(tmp_path):
+    out = tmp_path / "live.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "stylecam.cli", "live", "--source", "demo", "--loop",
+                             "--no-window", "--output", str(out), "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.stat().st_size < 10_000):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "SIGTERM" in stdout
+    cap = cv2.VideoCapture(str(out))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (360, 640, 3)
+
+
+def test_live_needs_somewhere_to_show():
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "live", "--source", "demo", "--no-window"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "nothing to show" in r.stderr
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc for RSS")
+def test_soak_5000_frames_without_memory_growth(stylizer, tmp_path):
+    img = tmp_path / "frames"
+    img.mkdir()
+    cv2.imwrite(str(img / "a.png"), cv2.resize(cv2.VideoCapture(str(DEMO_CLIP)).read()[1], (48, 32)))
+    samples = []
+
+    def sample(view):
+        if len(samples) == 0 or sink_count[0] % 250 == 0:
+            samples.append((sink_count[0], rss_mb()))
+        sink_count[0] += 1
+
+    sink_count = [0]
+    source = open_source(str(img), loop=True)
+    stats = Pipeline(source, stylizer, [CallbackSink(sample)], max_frames=5000).run()
+    assert stats.frames == 5000
+    later = np.array([s for s in samples if s[0] >= 1000])
+    slope_kb_per_1000 = np.polyfit(later[:, 0], later[:, 1], 1)[0] * 1024 * 1000
+    print(f"\nsoak: {stats.frames} frames at {stats.fps:.0f} FPS, RSS {later[0, 1]:.1f} → {later[-1, 1]:.1f} MB, "
+          f"slope {slope_kb_per_1000:.1f} KB per 1000 frames")
+    assert later[-1, 1] - later[0, 1] < 8.0
+    assert slope_kb_per_1000 < 1024
