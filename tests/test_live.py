@@ -252,3 +252,16 @@ def test_soak_5000_frames_without_memory_growth(stylizer, tmp_path):
           f"slope {slope_kb_per_1000:.1f} KB per 1000 frames")
     assert later[-1, 1] - later[0, 1] < 8.0
     assert slope_kb_per_1000 < 1024
+
+
+def test_window_without_gui_support_says_what_to_do():
+    from stylecam.sinks import WindowSink
+
+    try:
+        cv2.namedWindow("probe")
+        cv2.destroyWindow("probe")
+        pytest.skip("this OpenCV has a GUI; the error path cannot happen here")
+    except cv2.error:
+        pass
+    with pytest.raises(RuntimeError, match="opencv-python"):
+        WindowSink()

@@ -93,7 +93,12 @@ class WindowSink:
 
     def __init__(self, controls=None, fullscreen: bool = False, title: str = "stylecam"):
         self.controls, self.title, self.fullscreen = controls, title, fullscreen
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise RuntimeError("this OpenCV has no window support (opencv-python-headless, or no display): "
+                               "pip install opencv-python for windows, or use --http HOST:PORT / --output FILE"
+                               ) from None
         self._apply_fullscreen()
 
     def _apply_fullscreen(self):
