@@ -265,3 +265,9 @@ def test_window_without_gui_support_says_what_to_do():
         pass
     with pytest.raises(RuntimeError, match="opencv-python"):
         WindowSink()
+
+
+def test_a_file_in_real_time_plays_at_its_frame_rate(stylizer, tmp_path):
+    clip = small_clip(tmp_path, frames=10)  # 10 fps
+    stats = Pipeline(str(clip), stylizer, [CallbackSink(lambda v: None)], realtime=True).run()
+    assert stats.seconds >= 0.85 and stats.frames + stats.dropped >= 9

@@ -85,17 +85,16 @@ def cmd_live(args) -> None:
     sinks = []
     if args.http:
         host, _, port = args.http.rpartition(":")
-        server = MJPEGServer(host or "127.0.0.1", int(port), controls)
-        print(f"streaming on http://{server.host}:{server.port}/")
-        sinks.append(server)
+        sinks.append(MJPEGServer(host or "127.0.0.1", int(port), controls))
     if args.output:
         sinks.append(VideoFileSink(args.output, fps=source.fps))
     if not args.no_window:
         sinks.append(WindowSink(controls, fullscreen=args.fullscreen))
     if not sinks:
         raise ValueError("nothing to show: drop --no-window, or add --http HOST:PORT or --output FILE")
+    # a file or folder plays at its own frame rate, as a camera would
     _run_pipeline(Pipeline(source, stylizer, sinks, controls=controls, side_by_side=args.side_by_side,
-                           overlay=args.overlay, max_frames=args.max_frames))
+                           overlay=args.overlay, max_frames=args.max_frames, realtime=True))
 
 
 def _add_stylizer_options(p: argparse.ArgumentParser) -> None:

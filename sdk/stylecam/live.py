@@ -162,7 +162,7 @@ class Pipeline:
     """Run ``source`` through ``stylizer`` into ``sinks`` until the source ends, a sink stops it, or ``stop()``.
 
     ``source``: anything ``open_source`` takes, or an opened source. ``realtime`` (default: the source is live)
-    drops stale frames instead of queueing them. Timings go to ``stylizer.timer``: read, pre, infer, post,
+    drops stale frames instead of queueing them; a file or folder run in real time is paced at its frame rate. Timings go to ``stylizer.timer``: read, pre, infer, post,
     write, and ``latency`` (capture to sinks).
     """
 
@@ -208,9 +208,12 @@ class Pipeline:
         return False
 
     def _capture(self) -> None:
-        timer, index = self.stylizer.timer, 0
+        timer, index, start = self.stylizer.timer, 0, time.perf_counter()
+        pace = 1.0 / self.source.fps if self.realtime and not self.source.live else 0.0
         try:
             while not self._stop.is_set() and (self.max_frames is None or index < self.max_frames):
+                if pace and self._stop.wait(max(0.0, start + index * pace - time.perf_counter())):
+                    break
                 t0 = time.perf_counter()
                 image = self.source.read()
                 if image is None:
