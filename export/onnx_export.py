@@ -40,8 +40,11 @@ def parity(model: torch.nn.Module, onnx_path: Path, image_bgr: np.ndarray, bundl
     return float(np.abs(ref - got).max())
 
 
-def export_bundle(bundle_dir: str | Path, check_image: str | Path | None = None) -> dict:
-    """Write ``model.onnx`` into the bundle and record opset and parity in its manifest."""
+def export_bundle(bundle_dir: str | Path, check_image: str | Path | None = None, precisions=("fp32",),
+                  calib: str | Path | None = None, calib_count: int = 32, calib_method: str = "percentile",
+                  eval_dir: str | Path | None = None, eval_count: int = 8) -> dict:
+    """Write ``model.onnx`` (parity-checked against torch) and the asked-for FP16/INT8 variants (gated against
+    FP32 on held-out photos) into the bundle, with every number in its manifest."""
     bundle = load_bundle(bundle_dir)
     model = fold_batchnorm(load_generator(bundle)).eval()
     image = check_image or bundle.file("style.jpg")
@@ -57,8 +60,36 @@ def export_bundle(bundle_dir: str | Path, check_image: str | Path | None = None)
             raise ExportError(f"ONNX output differs from torch by {err:.2e} (> {PARITY_TOLERANCE}); not written")
         tmp_path.replace(out)
     manifest = dict(bundle.manifest)
+    for stale in ("model.fp16.onnx", "model.int8.onnx"):  # made from the previous model.onnx
+        manifest["files"].pop(stale, None)
+        (Path(bundle_dir) / stale).unlink(missing_ok=True)
     manifest["export"] = {"opset": OPSET, "torch": torch.__version__, "batchnorm_folded": True,
                           "parity": {"image": Path(image).name, "size": list(bgr.shape[:2]),
                                      "max_abs_error_vs_torch": err}}
-    manifest["variants"] = {"fp32": {"file": "model.onnx", "dtype": "float32"}}
-    return write_manifest(bundle_dir, manifest)
+    manifest["variants"] = {"fp32": {"file": "model.onnx", "dtype": "float32", "status": "passed"}}
+    manifest = write_manifest(bundle_dir, manifest)
+    lower = [p for p in precisions if p != "fp32"]
+    if lower:
+        manifest = _export_variants(load_bundle(bundle_dir), lower, calib, calib_count, calib_method, eval_dir,
+                                    eval_count)
+    return manifest
+
+
+def _export_variants(bundle, precisions, calib, calib_count, calib_method, eval_dir, eval_count) -> dict:
+    from .precision import export_variants, images, shared_content
+
+    content = shared_content()
+    if eval_dir is None and content is None:
+        raise ExportError("FP16/INT8 need held-out photos for the accuracy gate: pass --eval FOLDER")
+    eval_photos = (images(eval_dir, eval_count) if eval_dir
+                   else images(content, eval_count, pattern="bsds_val_*"))
+    calib_photos = None
+    if "int8" in precisions:
+        if calib is None and content is None:
+            raise ExportError("INT8 needs calibration photos: pass --calib FOLDER")
+        calib_photos = (images(calib, calib_count, max_side=384) if calib
+                        else images(content, calib_count, max_side=384, pattern="imagenet_*"))
+    records = export_variants(bundle, precisions, eval_photos, calib_photos, calib_method)
+    manifest = dict(bundle.manifest)
+    manifest["variants"] = {**manifest.get("variants", {}), **records}
+    return write_manifest(bundle.path, manifest)

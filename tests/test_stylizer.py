@@ -32,7 +32,7 @@ def test_strength_zero_returns_input_and_half_is_between(stylizer, photo):
 
 
 def test_strength_changes_at_runtime_and_is_checked(stylizer, photo):
-    stylizer.strength = 0.0
+    stylizer.set_strength(0.0)
     try:
         np.testing.assert_array_equal(stylizer(photo), photo)
     finally:

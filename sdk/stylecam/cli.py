@@ -117,9 +117,48 @@ def cmd_export(args) -> None:
     _needs_train_extra("export")
     from stylecam.export.onnx_export import export_bundle
 
-    manifest = export_bundle(args.bundle, check_image=args.check_image)
-    print(json.dumps(manifest["export"], indent=2))
-    print(f"wrote {args.bundle}/model.onnx")
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    unknown = set(precisions) - {"fp32", "fp16", "int8"}
+    if unknown:
+        raise ValueError(f"unknown precision {sorted(unknown)}; use fp32, fp16, int8")
+    manifest = export_bundle(args.bundle, args.check_image, ["fp32", *precisions], args.calib, args.calib_count,
+                             args.calib_method, args.eval, args.eval_count)
+    print(f"fp32: parity with torch {manifest['export']['parity']['max_abs_error_vs_torch']:.2e} (model.onnx)")
+    failed = []
+    for p in precisions:
+        v = manifest["variants"].get(p, {})
+        if p == "fp32":
+            continue
+        acc = v.get("accuracy", {})
+        mixed = " (mixed precision: {} kept in float)".format(", ".join(v["mixed_precision"]["kept_in_float"])) \
+            if "mixed_precision" in v else ""
+        print(f"{p}: {v['status']}: PSNR {acc.get('psnr_db')} dB, SSIM {acc.get('ssim')}, max abs error "
+              f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){mixed}")
+        if v["status"] != "passed":
+            failed.append(p)
+    if failed:
+        sys.exit(f"stylecam export: {', '.join(failed)} failed the accuracy gate (numbers in the manifest); "
+                 "quantization-aware fine-tuning is the way forward")
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(v) for v in s.lower().split("x")) for s in text.split(",") if s]
+    except ValueError:
+        raise ValueError(f"sizes are HxW, comma separated (e.g. 480x640,720x1280), got '{text}'") from None
+
+
+def cmd_build(args) -> None:
+    from stylecam.export.engine import build_engine
+
+    from .styles import resolve
+
+    bundle = resolve(args.bundle)
+    shapes = _sizes(args.shapes) + _sizes(",".join(filter(None, (args.min, args.max))))
+    opt = _sizes(args.opt)[0] if args.opt else _sizes(args.shapes)[-1]
+    for precision in args.precision.split(","):
+        path = build_engine(bundle, precision, shapes, opt, sm=args.sm, force=args.force)
+        print(f"{precision}: {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,9 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(train)
     train.set_defaults(func=cmd_train)
 
+    build = sub.add_parser("build", help="build (or reuse) cached TensorRT engines for a bundle")
+    build.add_argument("bundle", help="bundled style name or bundle folder")
+    build.add_argument("--precision", default="fp16", help="comma list of fp32, fp16, int8 (variants in the bundle)")
+    build.add_argument("--shapes", default="480x640,720x1280", help="frame sizes HxW the engine must take")
+    build.add_argument("--min", help="smallest frame HxW (default: smallest of --shapes)")
+    build.add_argument("--opt", help="frame size to optimize for (default: last of --shapes)")
+    build.add_argument("--max", help="largest frame HxW (default: largest of --shapes)")
+    build.add_argument("--sm", help="tensorrt_rtx only: build ahead of time for SM75/80/86/89/120/121")
+    build.add_argument("--force", action="store_true", help="rebuild even when the cached engine is valid")
+    build.set_defaults(func=cmd_build)
+
     export = sub.add_parser("export", help="write model.onnx for a bundle (needs stylecam[train])")
     export.add_argument("bundle")
     export.add_argument("--check-image", help="photo for the torch/ONNX parity check (default: style.jpg)")
+    export.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, int8")
+    export.add_argument("--calib", help="INT8 calibration photos (default: shared/data/content imagenet_*)")
+    export.add_argument("--calib-count", type=int, default=32)
+    export.add_argument("--calib-method", default="percentile", choices=["percentile", "entropy", "minmax"])
+    export.add_argument("--eval", help="held-out photos for the gate (default: shared/data/content bsds_val_*)")
+    export.add_argument("--eval-count", type=int, default=8)
     export.set_defaults(func=cmd_export)
     return p
 
@@ -172,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="stylecam: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("stylecam: %(message)s"))
+    log = logging.getLogger("stylecam")  # our lines only; libraries keep their own levels
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

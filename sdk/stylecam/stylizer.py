@@ -52,6 +52,10 @@ class Stylizer:
     def strength(self, value: float) -> None:
         self._strength = check_strength(value)
 
+    def set_strength(self, value: float) -> None:
+        """Thread-safe: the next frame uses it (a float assignment; nothing to lock)."""
+        self.strength = value
+
     @property
     def style(self) -> str:
         return self._bundle.name

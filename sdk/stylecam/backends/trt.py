@@ -1,11 +1,17 @@
 """TensorRT backend (Jetson and datacenter GPUs via ``tensorrt``, desktop RTX via ``tensorrt_rtx``).
 
-The engine runner is not in this release yet: this module reports what is installed so that
-``stylecam.backends.available()`` can say why TensorRT is not used, and ``auto`` falls back to ONNX Runtime.
+The engine comes from the engine cache (``stylecam build``), built on first use when missing or stale. Buffers
+are pycuda device memory sized for the profile's largest frame plus pinned host staging, on one CUDA stream.
+I/O uses named tensors and ``execute_async_v3`` (the TensorRT 10/11 API), and the input shape is set whenever
+the frame size changes. Pre/post-processing runs on the CPU (the CUDA kernels of cpp_ext are not wired in yet).
 """
 from __future__ import annotations
 
 import importlib.util
+
+import numpy as np
+
+from ..bundle import Bundle
 
 
 def unavailable_reason() -> str | None:
@@ -14,8 +20,92 @@ def unavailable_reason() -> str | None:
                 "desktop: pip install 'stylecam[tensorrt]')")
     if importlib.util.find_spec("pycuda") is None:
         return "pycuda is not installed (pip install pycuda on a machine with a CUDA driver)"
-    return "the TensorRT engine runner is not implemented in this release; use backend='onnxruntime'"
+    try:
+        import pycuda.driver as cuda
+
+        cuda.init()
+        if cuda.Device.count() == 0:
+            return "no CUDA GPU found"
+    except Exception as e:  # noqa: BLE001 - any driver failure means: not here
+        return f"CUDA is not usable here ({e})"
+    return None
 
 
-def create(**options):
-    raise RuntimeError(unavailable_reason())
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def __init__(self, threads: int | None = None, shapes=None):
+        from stylecam.export.engine import DEFAULT_SHAPES
+
+        self.shapes = shapes or DEFAULT_SHAPES
+
+    def load(self, bundle: Bundle, variant: str = "fp16", device: str = "auto") -> None:
+        import pycuda.driver as cuda
+
+        from stylecam.export.engine import EngineError, Profile, build_engine, tensorrt
+
+        trt, _ = tensorrt()
+        cuda.init()
+        self.cuda_context = cuda.Device(0 if device in ("auto", "cuda") else int(device.split(":")[-1])
+                                        ).retain_primary_context()
+        self.cuda_context.push()
+        try:
+            self.engine_path = build_engine(bundle, variant, self.shapes)
+            self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self.engine = self.runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+            if self.engine is None:
+                raise EngineError(f"{self.engine_path}: TensorRT could not load it (built for another GPU or "
+                                  "version?); run: stylecam build --force")
+            self.context = self.engine.create_execution_context()
+            names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+            self.input = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+            self.output = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+            self.in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input)))
+            self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output)))
+            self.profile = Profile(*(tuple(s) for s in self.engine.get_tensor_profile_shape(self.input, 0)))
+            largest = int(np.prod(self.profile.max))  # output has the input's shape
+            self.host_in = cuda.pagelocked_empty(largest, self.in_dtype)
+            self.host_out = cuda.pagelocked_empty(largest, self.out_dtype)
+            self.dev_in = cuda.mem_alloc(self.host_in.nbytes)
+            self.dev_out = cuda.mem_alloc(self.host_out.nbytes)
+            self.context.set_tensor_address(self.input, int(self.dev_in))
+            self.context.set_tensor_address(self.output, int(self.dev_out))
+            self.stream = cuda.Stream()
+            self.shape, self.variant = None, variant
+        finally:
+            self.cuda_context.pop()
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        import pycuda.driver as cuda
+
+        if not self.profile.covers(tensor.shape):
+            raise ValueError(f"input {tensor.shape} is outside the engine's profile {self.profile.min}.."
+                             f"{self.profile.max}; rebuild with: stylecam build BUNDLE --shapes HxW,...")
+        self.cuda_context.push()
+        try:
+            if tensor.shape != self.shape:
+                self.context.set_input_shape(self.input, tensor.shape)
+                self.shape = tensor.shape
+            host_in = self.host_in[:tensor.size].reshape(tensor.shape)
+            np.copyto(host_in, tensor, casting="same_kind")
+            cuda.memcpy_htod_async(self.dev_in, host_in, self.stream)
+            if not self.context.execute_async_v3(self.stream.handle):
+                raise RuntimeError("TensorRT execution failed")
+            out_shape = tuple(self.context.get_tensor_shape(self.output))
+            host_out = self.host_out[:int(np.prod(out_shape))].reshape(out_shape)
+            cuda.memcpy_dtoh_async(host_out, self.dev_out, self.stream)
+            self.stream.synchronize()
+            return host_out.astype(np.float32)  # a copy: the pinned buffer is reused by the next frame
+        finally:
+            self.cuda_context.pop()
+
+    def info(self) -> dict:
+        from stylecam.export.engine import tensorrt
+
+        trt, _ = tensorrt()
+        return {"backend": self.name, "version": trt.__version__, "variant": self.variant,
+                "engine": str(self.engine_path), "profile": [self.profile.min, self.profile.max]}
+
+
+def create(**options) -> TensorRTBackend:
+    return TensorRTBackend(**options)

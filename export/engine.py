@@ -1,0 +1,205 @@
+"""TensorRT engines from a bundle's ONNX variant: one optimization profile, a shared timing cache, and a cache
+of engines keyed by everything that makes an engine valid.
+
+Works with ``tensorrt`` (TensorRT 10/11: Jetson, datacenter GPUs) or ``tensorrt_rtx`` (desktop RTX; builds
+ahead of time for a chosen compute capability, also on a machine without a GPU). Both networks are strongly
+typed: precision comes from the ONNX variant (FP32, FP16, or INT8 Q/DQ), not from builder flags.
+
+Cache: ``$XDG_CACHE_HOME/stylecam/engines/`` (default ``~/.cache``). Each engine has a JSON sidecar that says
+how it was built and holds its sha256. A missing sidecar, a different ONNX, precision, TensorRT version,
+device or profile, or a truncated or modified engine makes it stale: it is rebuilt with a warning, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from stylecam.bundle import Bundle, atomic_write_bytes, sha256_file
+from stylecam.frames import padded_size
+
+log = logging.getLogger("stylecam")
+SIDECAR_VERSION = 1
+DEFAULT_SHAPES = ((1, 1), (720, 1280), (1080, 1920))  # any frame up to 1080p; optimized for 720p
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+def tensorrt():
+    """(module, flavor): full TensorRT when installed, else TensorRT-RTX; EngineError if neither is."""
+    for name, flavor in (("tensorrt", "tensorrt"), ("tensorrt_rtx", "rtx")):
+        try:
+            return importlib.import_module(name), flavor
+        except ImportError:
+            continue
+    raise EngineError("neither tensorrt nor tensorrt_rtx is installed: pip install 'stylecam[tensorrt]' "
+                      "(on Jetson, TensorRT comes with JetPack)")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "stylecam" / "engines"
+
+
+def local_gpu() -> dict | None:
+    """Name and compute capability of GPU 0, from nvidia-smi (None without a GPU or driver)."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.splitlines()[0]
+    except (subprocess.SubprocessError, IndexError, OSError):
+        return None
+    name, cc = (s.strip() for s in out.split(","))
+    return {"name": name, "compute_capability": cc}
+
+
+def device_target(flavor: str, sm: str | None) -> dict:
+    """What the engine is built for: this GPU, or (TensorRT-RTX) a named compute capability, e.g. SM86."""
+    gpu = local_gpu()
+    if sm:
+        if flavor != "rtx":
+            raise EngineError("--sm (ahead-of-time target) needs tensorrt_rtx; TensorRT builds for this GPU")
+        return {"target": sm.upper(), "gpu": None}
+    if gpu is None:
+        if flavor != "rtx":
+            raise EngineError("no GPU found: TensorRT builds engines on the GPU that will run them")
+        return {"target": "SM86", "gpu": None}  # ahead of time for the common RTX 30xx when nothing is named
+    return {"target": "SM" + gpu["compute_capability"].replace(".", ""), "gpu": gpu["name"]}
+
+
+@dataclass(frozen=True)
+class Profile:
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+    def covers(self, shape) -> bool:
+        return all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max))
+
+
+def profile_for(bundle: Bundle, shapes=DEFAULT_SHAPES, opt: tuple[int, int] | None = None) -> Profile:
+    """Frame sizes (H, W) → network input profile: min/max over them, opt at ``opt`` (default: the second)."""
+    nets = [(1, 3, *padded_size(h, w, bundle.stride, bundle.margin)) for h, w in shapes]
+    o = (1, 3, *padded_size(*opt, bundle.stride, bundle.margin)) if opt else nets[min(1, len(nets) - 1)]
+    return Profile(tuple(map(min, zip(*nets))), o, tuple(map(max, zip(*nets))))
+
+
+def expected_sidecar(bundle: Bundle, precision: str, profile: Profile, sm: str | None = None) -> dict:
+    trt, flavor = tensorrt()
+    return {"sidecar_version": SIDECAR_VERSION, "bundle": bundle.name, "precision": precision,
+            "onnx_sha256": bundle.manifest["files"][bundle.model_file(precision).name]["sha256"],
+            "tensorrt": {"module": trt.__name__, "version": trt.__version__},
+            "device": device_target(flavor, sm), "profile": asdict(profile)}
+
+
+def engine_path(expected: dict) -> Path:
+    key = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / f"{expected['bundle']}-{expected['precision']}-{expected['device']['target']}-{key}.engine"
+
+
+def stale_reason(path: Path, expected: dict) -> str | None:
+    """Why the cached engine at ``path`` cannot be trusted, or None when it can."""
+    sidecar = path.with_suffix(".json")
+    if not path.is_file():
+        return "not built yet"
+    if not sidecar.is_file():
+        return "its sidecar is missing"
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "its sidecar is corrupt"
+    for field, want in expected.items():
+        if meta.get(field) != (json.loads(json.dumps(want))):
+            return f"built for another {field} ({meta.get(field)!r}, need {want!r})"
+    if path.stat().st_size != meta.get("bytes"):
+        return f"truncated ({path.stat().st_size} of {meta.get('bytes')} bytes)"
+    if sha256_file(path) != meta.get("engine_sha256"):
+        return "its sha256 does not match the sidecar (modified)"
+    return None
+
+
+def _progress_monitor(trt):
+    class Progress(trt.IProgressMonitor):
+        """Prints each top-level build phase as it finishes."""
+
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.depth, self.t0 = 0, {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.t0[phase_name] = time.perf_counter()
+
+        def step_complete(self, phase_name, step):
+            return True  # keep building
+
+        def phase_finish(self, phase_name):
+            if phase_name in self.t0:
+                log.info("  %s: %.1f s", phase_name, time.perf_counter() - self.t0.pop(phase_name))
+
+    return Progress()
+
+
+def _build(bundle: Bundle, precision: str, profile: Profile, expected: dict) -> bytes:
+    trt, flavor = tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    onnx_path = bundle.model_file(precision)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineError(f"{onnx_path}: TensorRT could not parse it: {errors}")
+    config = builder.create_builder_config()
+    opt_profile = builder.create_optimization_profile()
+    opt_profile.set_shape(network.get_input(0).name, profile.min, profile.opt, profile.max)
+    config.add_optimization_profile(opt_profile)
+    if flavor == "rtx":
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(getattr(trt.ComputeCapability, expected["device"]["target"]), 0)
+    # Tactic timings are measured on a GPU; ahead-of-time builds (no GPU here) have none to reuse.
+    timing_file = cache_dir() / f"timing-{trt.__name__}-{trt.__version__}-{expected['device']['target']}.cache"
+    if expected["device"]["gpu"]:
+        cache = config.create_timing_cache(timing_file.read_bytes() if timing_file.is_file() else b"")
+        config.set_timing_cache(cache, ignore_mismatch=True)
+    config.progress_monitor = _progress_monitor(trt)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise EngineError(f"TensorRT failed to build {onnx_path.name} ({precision}); see the messages above")
+    if expected["device"]["gpu"]:
+        atomic_write_bytes(timing_file, bytes(config.get_timing_cache().serialize()))
+    return bytes(engine)
+
+
+def build_engine(bundle: Bundle, precision: str = "fp16", shapes=DEFAULT_SHAPES, opt=None, sm: str | None = None,
+                 force: bool = False) -> Path:
+    """The cached engine for this bundle/precision/profile/device, built first when missing or stale."""
+    profile = profile_for(bundle, shapes, opt)
+    expected = expected_sidecar(bundle, precision, profile, sm)
+    path = engine_path(expected)
+    reason = "rebuild asked for" if force else stale_reason(path, expected)
+    if reason is None:
+        return path
+    if reason != "not built yet":
+        log.warning("engine %s is stale: %s; rebuilding", path.name, reason)
+    log.info("building %s engine for %s (%s %s, %s), profile %s..%s; this takes a while once",
+             precision, bundle.name, expected["tensorrt"]["module"], expected["tensorrt"]["version"],
+             expected["device"]["target"], profile.min[2:], profile.max[2:])
+    t0 = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = _build(bundle, precision, profile, expected)
+    atomic_write_bytes(path, engine)
+    meta = {**expected, "bytes": len(engine), "engine_sha256": hashlib.sha256(engine).hexdigest(),
+            "build_seconds": round(time.perf_counter() - t0, 2), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write_bytes(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    log.info("engine written: %s (%.1f MB, %.1f s)", path, len(engine) / 1e6, meta["build_seconds"])
+    return path

@@ -1,0 +1,162 @@
+"""FP16/INT8 variants behind the accuracy gate, and real TensorRT-RTX engine builds with their cache."""
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import shared
+from stylecam import Stylizer, load_bundle
+from stylecam.bundle import write_manifest
+
+pytest.importorskip("onnxruntime.quantization")
+from stylecam.export.precision import (GateError, check_gate, compare, export_variants,  # noqa: E402
+                                       extreme_inputs_finite, images, make_int8)
+
+
+@pytest.fixture(scope="module")
+def eval_photos():
+    return images(shared("content"), 3, max_side=320, pattern="bsds_val_*")
+
+
+@pytest.fixture(scope="module")
+def variants_bundle(tmp_path_factory, eval_photos):
+    """A copy of candy with a gated FP16 variant and an ungated INT8 Q/DQ model (for engine builds)."""
+    import shutil
+
+    from stylecam.styles import STYLES_DIR
+
+    d = tmp_path_factory.mktemp("b") / "candy"
+    shutil.copytree(STYLES_DIR / "candy", d)
+    for f in ("model.fp16.onnx", "model.int8.onnx"):
+        (d / f).unlink(missing_ok=True)
+    m = load_bundle(d, verify=False).manifest
+    m["files"] = {k: v for k, v in m["files"].items() if k not in ("model.fp16.onnx", "model.int8.onnx")}
+    write_manifest(d, m)
+    records = export_variants(load_bundle(d), ["fp16"], eval_photos)
+    assert records["fp16"]["status"] == "passed"
+    make_int8(load_bundle(d), d / "model.int8.onnx", images(shared("content"), 4, 256, "imagenet_*"))
+    write_manifest(d, load_bundle(d).manifest)
+    return d
+
+
+def test_fp16_variant_passes_the_gate_and_runs(variants_bundle, eval_photos):
+    b = load_bundle(variants_bundle)
+    acc = compare(b, b.model_file("fp16"), eval_photos)
+    assert acc["psnr_db"] >= 45 and acc["ssim"] > 0.99
+    extreme_inputs_finite(b, b.model_file("fp16"))  # black, white, noise, 4K
+    fp16 = Stylizer(variants_bundle, backend="onnxruntime", variant="fp16").stylize(eval_photos[0])
+    fp32 = Stylizer(variants_bundle, backend="onnxruntime").stylize(eval_photos[0])
+    assert np.abs(fp16.astype(int) - fp32).mean() < 1.0
+
+
+def test_gate_rejects_a_damaged_int8_model(variants_bundle, eval_photos, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    b = load_bundle(variants_bundle)
+    model = onnx.load(str(b.model_file("int8")))
+    damaged = 0
+    for init in model.graph.initializer:  # scale every weight's quantization step: wrong by 4×
+        if init.name.endswith("_scale") and "weight" in init.name.lower() or init.name.endswith("weight_scale"):
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 4, init.name))
+            damaged += 1
+    assert damaged > 0
+    onnx.save(model, str(tmp_path / "damaged.onnx"))
+    acc = compare(b, tmp_path / "damaged.onnx", eval_photos)
+    with pytest.raises(GateError, match="below the 30.0 dB gate"):
+        check_gate("candy", "int8", acc)
+    check_gate("candy", "fp16", {"psnr_db": 60.0, "photos": 3})  # and a good one passes
+
+
+def test_shipped_styles_carry_their_measured_variants():
+    from stylecam import bundled_styles
+    from stylecam.styles import STYLES_DIR
+
+    for name in bundled_styles():
+        v = load_bundle(STYLES_DIR / name).manifest["variants"]
+        assert v["fp16"]["status"] == "passed" and v["fp16"]["accuracy"]["psnr_db"] >= 45, name
+        assert "int8" in v and "psnr_db" in v["int8"]["accuracy"], name  # measured, passed or not
+
+
+# -- TensorRT-RTX engines: real builds, ahead of time, no GPU needed -------------------------------------------
+engine = pytest.importorskip("stylecam.export.engine")
+pytest.importorskip("tensorrt_rtx")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "stylecam" / "engines"
+
+
+SHAPES = ((480, 640), (720, 1280))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_engine_builds_with_a_profile_and_a_sidecar(variants_bundle, cache, precision):
+    b = load_bundle(variants_bundle)
+    path = engine.build_engine(b, precision, SHAPES, sm="SM86")
+    assert path.parent == cache and path.stat().st_size > 100_000
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["precision"] == precision and meta["device"]["target"] == "SM86"
+    assert meta["onnx_sha256"] == b.manifest["files"][b.model_file(precision).name]["sha256"]
+    assert meta["profile"]["min"] == [1, 3, 512, 672] and meta["profile"]["max"] == [1, 3, 752, 1312]
+    assert engine.stale_reason(path, {k: meta[k] for k in engine.expected_sidecar(b, precision,
+                                      engine.profile_for(b, SHAPES), "SM86")}) is None
+
+
+def test_engine_cache_reuses_and_rebuilds_what_is_stale(variants_bundle, cache, caplog):
+    b = load_bundle(variants_bundle)
+    path = engine.build_engine(b, "fp16", SHAPES, sm="SM86")
+    built = path.stat().st_mtime_ns
+    assert engine.build_engine(b, "fp16", SHAPES, sm="SM86") == path and path.stat().st_mtime_ns == built
+
+    def rebuilt_because(damage, reason):
+        damage()
+        with caplog.at_level(logging.WARNING, logger="stylecam"):
+            caplog.clear()
+            assert engine.build_engine(b, "fp16", SHAPES, sm="SM86") == path
+        assert reason in caplog.text
+        assert engine.stale_reason(path, engine.expected_sidecar(b, "fp16", engine.profile_for(b, SHAPES),
+                                                                 "SM86")) is None
+
+    data = path.read_bytes()
+    rebuilt_because(lambda: path.write_bytes(data[: len(data) // 2]), "truncated")
+    flipped = bytearray(path.read_bytes())
+    flipped[len(flipped) // 3] ^= 0xFF
+    rebuilt_because(lambda: path.write_bytes(bytes(flipped)), "sha256")
+    side = path.with_suffix(".json")
+
+    def edit(field, value):
+        meta = json.loads(side.read_text())
+        meta[field] = value
+        side.write_text(json.dumps(meta))
+
+    rebuilt_because(lambda: edit("tensorrt", {"module": "tensorrt_rtx", "version": "0.9"}), "another tensorrt")
+    rebuilt_because(lambda: edit("device", {"target": "SM75", "gpu": "Quadro RTX 4000"}), "another device")
+    rebuilt_because(side.unlink, "sidecar is missing")
+    other = engine.build_engine(b, "fp16", ((480, 640), (1080, 1920)), sm="SM86")
+    assert other != path  # another profile is another engine
+
+
+def test_cli_build_writes_cached_engines(cache):
+    cmd = [sys.executable, "-m", "stylecam.cli", "build", "candy", "--precision", "fp32,fp16",
+           "--shapes", "480x640,720x1280", "--sm", "SM89"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    paths = [Path(line.split(": ", 1)[1]) for line in r.stdout.splitlines() if line.startswith(("fp32:", "fp16:"))]
+    assert len(paths) == 2 and all(p.is_file() and p.parent == cache for p in paths)
+    assert "building fp16 engine" in r.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0 and "building" not in again.stderr  # cache hit
+
+
+def test_tensorrt_backend_says_why_it_cannot_run_here():
+    from stylecam.backends import available
+
+    status = available()["tensorrt"]
+    assert status["ok"] or "pycuda" in status["why"] or "CUDA" in status["why"]
