@@ -20,10 +20,10 @@ def cmd_styles(args) -> None:
     from .styles import STYLES_DIR, bundled_styles
 
     for name in bundled_styles():
-        m = load_bundle(STYLES_DIR / name, verify=False).manifest
-        arch = m.get("architecture", {})
+        bundle = load_bundle(STYLES_DIR / name, verify=False)
+        m, arch = bundle.manifest, bundle.manifest.get("architecture", {})
         print(f"{name:<16} {m.get('title', ''):<24} {arch.get('name', '?'):<8} "
-              f"{arch.get('params', 0) / 1e3:7.0f}K params  variants: {', '.join(m.get('variants', {}))}")
+              f"{arch.get('params', 0) / 1e3:7.0f}K params  variants: {', '.join(bundle.variants)}")
 
 
 def cmd_backends(args) -> None:
