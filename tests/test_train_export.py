@@ -65,7 +65,7 @@ def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
                     "--style-size", "96"], check=True, capture_output=True)
     r = subprocess.run([*cli, "export", str(out), "--check-image", str(shared("content/bsds_val_3096.jpg"))],
                        check=True, capture_output=True, text=True)
-    assert "wrote" in r.stdout
+    assert "fp32: parity with torch" in r.stdout
     m = json.loads((out / "manifest.json").read_text())
     assert m["export"]["parity"]["max_abs_error_vs_torch"] <= 1e-3
     assert m["export"]["parity"]["image"] == "bsds_val_3096.jpg"
