@@ -17,7 +17,7 @@ import numpy as np
 
 from stylecam.bundle import Bundle
 from stylecam.frames import from_tensor, to_tensor
-from stylecam.train.data import IMAGE_SUFFIXES
+from stylecam.sources import IMAGE_SUFFIXES
 
 GATE_DB = {"fp16": 45.0, "int8": 30.0}
 CALIBRATION_METHODS = ("percentile", "entropy", "minmax")

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from stylecam.sources import IMAGE_SUFFIXES
 
 
 def read_rgb(path: str | Path, max_side: int | None = None, min_side: int | None = None) -> np.ndarray:
