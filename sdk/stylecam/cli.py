@@ -161,6 +161,35 @@ def cmd_build(args) -> None:
         print(f"{precision}: {path}")
 
 
+def cmd_bench(args) -> None:
+    try:
+        from stylecam.benchmarks import harness, report, results
+    except ImportError as e:
+        sys.exit(f"stylecam bench: {e}")
+    if args.action == "report":
+        print(f"wrote {report.render()}")
+        return
+    sizes = _sizes(args.sizes)
+    timing = {"warmup_s": args.warmup, "iters": args.iters}
+    rows = []
+    for style in args.models.split(","):
+        for backend in args.backends.split(","):
+            for precision in args.precisions.split(","):
+                rows += harness.bench_style(style, backend, precision, sizes, args.threads, **timing)
+    for spec in args.peer:
+        rows += harness.bench_peer(spec, sizes, args.threads, **timing)
+    device = results.device_block()
+    print(f"device: {device['cpu']} ({device['cores']} cores), GPU {device['gpu']}")
+    print(f"{'model':<16}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}")
+    for r in rows:
+        warn = "  ⚠ CV {:.0%} > 5%".format(r["end_to_end_ms"]["cv"]) if r["unstable"] else ""
+        print(f"{r['model']:<16}{r['precision']:<10}{r['backend']['backend']:<13}"
+              f"{'{}x{}'.format(*r['size']):>11}{r['end_to_end_ms']['median']:>11.2f}"
+              f"{r['end_to_end_ms']['p95']:>9.2f}{r['fps']:>8.1f}{warn}")
+    if args.save:
+        print(f"saved {results.save_run(rows, device)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stylecam", description="Real-time neural style transfer.")
     p.add_argument("--version", action="version", version=f"stylecam {__version__}")
@@ -211,6 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--sm", help="tensorrt_rtx only: build ahead of time for SM75/80/86/89/120/121")
     build.add_argument("--force", action="store_true", help="rebuild even when the cached engine is valid")
     build.set_defaults(func=cmd_build)
+
+    bench = sub.add_parser("bench", help="latency per model, backend, precision and frame size; 'report' "
+                           "renders benchmarks/results/README.md")
+    bench.add_argument("action", nargs="?", default="run", choices=["run", "report"])
+    bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
+    bench.add_argument("--backends", default="onnxruntime")
+    bench.add_argument("--precisions", default="fp32")
+    bench.add_argument("--sizes", default="480x640,720x1280")
+    bench.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
+                       help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc)")
+    bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
+    bench.add_argument("--iters", type=int, default=30)
+    bench.add_argument("--threads", type=int)
+    bench.add_argument("--save", action="store_true", help="add the run to benchmarks/results/<device>/")
+    bench.set_defaults(func=cmd_bench)
 
     export = sub.add_parser("export", help="write model.onnx for a bundle (needs stylecam[train])")
     export.add_argument("bundle")

@@ -1,0 +1,126 @@
+"""Latency harness: warm-up by time, then timed end-to-end calls (BGR8 in → BGR8 out) with per-stage times.
+
+Every result carries the device block, so a number never travels without the machine that produced it.
+Peers (any ONNX style network) run through the same harness with their own input contract, so comparisons
+are ratios from one run.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stylecam.frames import check_frame
+from stylecam.stylizer import Stylizer
+from stylecam.timing import StageTimer, summarize
+
+CV_WARNING = 0.05
+
+
+def rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class PeerContract:
+    """How a peer network wants its input: value range, channel order, layout (its output uses the same)."""
+
+    scale: float = 1 / 255  # uint8 × scale + offset
+    offset: float = 0.0
+    channels: str = "RGB"
+    layout: str = "NCHW"
+
+    @classmethod
+    def parse(cls, text: str) -> PeerContract:
+        """e.g. ``rgb01`` (default), ``rgb255``, ``bgr255``, ``rgb-11`` (−1..1), optionally ``,nhwc``."""
+        words = text.lower().split(",")
+        ranges = {"01": (1 / 255, 0.0), "255": (1.0, 0.0), "-11": (2 / 255, -1.0)}
+        rng = next((r for r in ranges if words[0].endswith(r)), None)
+        order = words[0][:3].upper()
+        if rng is None or order not in ("RGB", "BGR"):
+            raise ValueError(f"unknown peer contract '{text}': use rgb01, rgb255, bgr255, rgb-11 (add ,nhwc)")
+        layout = "NHWC" if "nhwc" in words[1:] else "NCHW"
+        return cls(*ranges[rng], order, layout)
+
+
+class Peer:
+    """Any ONNX style network behind the Stylizer's interface (stylize, timer, info)."""
+
+    def __init__(self, path: str, contract: PeerContract, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or 0
+        self.path, self.contract, self.timer = Path(path), contract, StageTimer()
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.style = self.path.stem
+
+    def stylize(self, frame: np.ndarray) -> np.ndarray:
+        c = self.contract
+        bgr = check_frame(frame)
+        with self.timer("pre"):
+            img = bgr[:, :, ::-1] if c.channels == "RGB" else bgr
+            x = img.astype(np.float32) * c.scale + c.offset
+            x = x[None] if c.layout == "NHWC" else x.transpose(2, 0, 1)[None]
+        with self.timer("infer"):
+            y = self.session.run(None, {self.input: np.ascontiguousarray(x)})[0]
+        with self.timer("post"):
+            y = y[0] if c.layout == "NHWC" else y[0].transpose(1, 2, 0)
+            y = (y - c.offset) / c.scale
+            y = y[:, :, ::-1] if c.channels == "RGB" else y
+            out = np.clip(np.rint(y), 0, 255).astype(np.uint8)
+        return out[: frame.shape[0], : frame.shape[1]]
+
+    def info(self) -> dict:
+        import onnxruntime as ort
+
+        return {"backend": "onnxruntime", "version": ort.__version__, "variant": "peer", "model": self.path.name}
+
+
+def time_model(model, size: tuple[int, int], warmup_s: float = 1.0, iters: int = 30, min_s: float = 0.0) -> dict:
+    """Warm up for ``warmup_s``, then at least ``iters`` calls (and ``min_s`` seconds) on a fixed random frame."""
+    frame = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    t_end = time.perf_counter() + warmup_s
+    while True:  # at least one call: first-call allocations stay out of the numbers
+        model.stylize(frame)
+        if time.perf_counter() >= t_end:
+            break
+    model.timer.samples.clear()
+    e2e, t0 = [], time.perf_counter()
+    while len(e2e) < iters or time.perf_counter() - t0 < min_s:
+        t = time.perf_counter()
+        model.stylize(frame)
+        e2e.append((time.perf_counter() - t) * 1e3)
+    stats = summarize(e2e)
+    return {"end_to_end_ms": stats, "fps": 1e3 / stats["median"],
+            "stages_ms": {k: v for k, v in model.timer.stats().items()},
+            "rss_mb": rss_mb(), "unstable": stats["cv"] > CV_WARNING}
+
+
+def bench_style(style: str, backend: str, precision: str, sizes, threads: int | None = None, **timing) -> list[dict]:
+    """One result per size for a bundled style (or bundle folder) on one backend and precision."""
+    t0 = time.perf_counter()
+    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads)
+    load_s = time.perf_counter() - t0
+    arch = stylizer.bundle.manifest.get("architecture", {})
+    common = {"model": stylizer.style, "arch": arch.get("name"), "params": arch.get("params"),
+              "macs_480x640": arch.get("macs", {}).get("480x640"), "precision": precision,
+              "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False}
+    return [{**common, "size": list(size), **time_model(stylizer, size, **timing)} for size in sizes]
+
+
+def bench_peer(spec: str, sizes, threads: int | None = None, **timing) -> list[dict]:
+    """``path.onnx:CONTRACT`` → one result per size."""
+    path, _, contract = spec.partition(":")
+    peer = Peer(path, PeerContract.parse(contract or "rgb01"), threads)
+    common = {"model": peer.style, "arch": "peer", "params": None, "macs_480x640": None, "precision": "fp32",
+              "backend": peer.info(), "load_s": None, "peer": True}
+    return [{**common, "size": list(size), **time_model(peer, size, **timing)} for size in sizes]

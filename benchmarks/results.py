@@ -1,0 +1,79 @@
+"""Device block and the results database: one JSON file per run under ``benchmarks/results/<device>/``."""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+from stylecam.bundle import atomic_write_bytes
+
+SCHEMA_VERSION = 1
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    info = _read("/proc/cpuinfo") or ""
+    m = re.search(r"^model name\s*:\s*(.+)$", info, re.M) or re.search(r"^Hardware\s*:\s*(.+)$", info, re.M)
+    return m.group(1).strip() if m else (platform.processor() or platform.machine())
+
+
+def device_block() -> dict:
+    """What produced a number: CPU, GPU, driver, library versions, Jetson module and power mode."""
+    from stylecam.export.engine import local_gpu
+
+    block = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+             "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+             "gpu": local_gpu(), "jetson": None,
+             "versions": {d: _version(d) for d in ("onnxruntime", "onnxruntime-gpu", "opencv-python-headless",
+                                                    "opencv-python", "numpy", "torch", "tensorrt",
+                                                    "tensorrt-rtx", "pycuda")}}
+    block["versions"] = {k: v for k, v in block["versions"].items() if v}
+    model = _read("/proc/device-tree/model")
+    if model and "jetson" in model.lower():
+        block["jetson"] = {"module": model, "power_mode": _read("/etc/nvpmodel.conf.mode"),
+                           "l4t": _read("/etc/nv_tegra_release")}
+    return block
+
+
+def device_slug(block: dict) -> str:
+    name = (block["jetson"] or {}).get("module") or (block["gpu"] or {}).get("name") or \
+        f"{block['cpu']} {block['cores']}c"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+
+
+def save_run(results: list[dict], device: dict, root: Path = RESULTS_DIR) -> Path:
+    run = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "device": device, "results": results}
+    path = root / device_slug(device) / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(run, indent=1) + "\n").encode())
+    return path
+
+
+def load_runs(root: Path = RESULTS_DIR) -> list[dict]:
+    runs = []
+    for p in sorted(root.glob("*/*.json")):
+        run = json.loads(p.read_text())
+        if run.get("schema_version") != SCHEMA_VERSION:
+            continue  # an older schema: re-run the benchmark on that device
+        run["file"] = str(p.relative_to(root))
+        runs.append(run)
+    return runs

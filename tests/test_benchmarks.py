@@ -1,0 +1,70 @@
+"""Benchmark statistics, peers, a real 2-iteration CPU run, the results database and the report."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stylecam.benchmarks import harness, report, results
+from stylecam.styles import STYLES_DIR
+from stylecam.timing import summarize
+
+
+def test_statistics_of_a_known_sequence():
+    s = summarize(np.arange(1, 101))
+    assert (s["n"], s["min"], s["mean"], s["median"]) == (100, 1.0, 50.5, 50.5)
+    assert s["p90"] == pytest.approx(90.1) and s["p95"] == pytest.approx(95.05) and s["p99"] == pytest.approx(99.01)
+    assert s["std"] == pytest.approx(29.0115, abs=1e-4) and s["cv"] == pytest.approx(29.0115 / 50.5, abs=1e-6)
+    assert summarize([5.0])["cv"] == 0.0
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("rgb01", (1 / 255, 0.0, "RGB", "NCHW")), ("bgr255", (1.0, 0.0, "BGR", "NCHW")),
+    ("rgb-11,nhwc", (2 / 255, -1.0, "RGB", "NHWC"))])
+def test_peer_contracts(text, expect):
+    c = harness.PeerContract.parse(text)
+    assert c.scale == pytest.approx(expect[0]) and (c.offset, c.channels, c.layout) == expect[1:]
+    with pytest.raises(ValueError, match="unknown peer contract"):
+        harness.PeerContract.parse("yuv")
+
+
+def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():
+    ours = harness.bench_style("candy", "onnxruntime", "fp32", [(64, 96)], threads=2, warmup_s=0, iters=2)
+    peer = harness.bench_peer(f"{STYLES_DIR / 'candy' / 'model.onnx'}:rgb01", [(64, 96)], threads=2,
+                              warmup_s=0, iters=2)
+    for r in ours + peer:
+        assert r["end_to_end_ms"]["n"] == 2 and r["end_to_end_ms"]["median"] > 0 and r["fps"] > 0
+        assert {"pre", "infer", "post"} <= set(r["stages_ms"]) and r["stages_ms"]["infer"]["n"] == 2
+    assert ours[0]["arch"] == "small" and ours[0]["macs_480x640"] > 0 and not ours[0]["peer"]
+    assert peer[0]["peer"] and peer[0]["backend"]["model"] == "model.onnx"
+
+
+def test_peer_output_is_a_frame_of_the_input_size():
+    peer = harness.Peer(str(STYLES_DIR / "candy" / "model.onnx"), harness.PeerContract.parse("rgb01"), 2)
+    out = peer.stylize(np.zeros((64, 96, 3), np.uint8))
+    assert out.shape == (64, 96, 3) and out.dtype == np.uint8
+
+
+def test_device_block_and_results_database_and_report(tmp_path):
+    device = results.device_block()
+    assert device["cores"] >= 1 and device["cpu"] and "onnxruntime" in device["versions"]
+    rows = harness.bench_style("wave", "onnxruntime", "fp32", [(32, 48), (64, 96)], threads=1, warmup_s=0,
+                               iters=2)
+    path = results.save_run(rows, device, root=tmp_path)
+    run = json.loads(path.read_text())
+    assert run["schema_version"] == results.SCHEMA_VERSION and len(run["results"]) == 2
+    readme = report.render(tmp_path)
+    text = readme.read_text()
+    slug = results.device_slug(device)
+    assert f"## {slug}" in text and "| wave |" in text and "32×48" in text and "64×96" in text
+    assert (tmp_path / slug / "latency.png").stat().st_size > 1000
+
+
+def test_cli_bench_prints_a_table():
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--sizes", "32x48", "--iters", "2",
+                        "--warmup", "0", "--threads", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "candy" in r.stdout and "32x48" in r.stdout and "median ms" in r.stdout
