@@ -180,10 +180,10 @@ def cmd_bench(args) -> None:
         rows += harness.bench_peer(spec, sizes, args.threads, **timing)
     device = results.device_block()
     print(f"device: {device['cpu']} ({device['cores']} cores), GPU {device['gpu']}")
-    print(f"{'model':<16}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}")
+    print(f"{'model':<20}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}")
     for r in rows:
         warn = "  ⚠ CV {:.0%} > 5%".format(r["end_to_end_ms"]["cv"]) if r["unstable"] else ""
-        print(f"{r['model']:<16}{r['precision']:<10}{r['backend']['backend']:<13}"
+        print(f"{r['model']:<20}{r['precision']:<10}{r['backend']['backend']:<13}"
               f"{'{}x{}'.format(*r['size']):>11}{r['end_to_end_ms']['median']:>11.2f}"
               f"{r['end_to_end_ms']['p95']:>9.2f}{r['fps']:>8.1f}{warn}")
     if args.save:
