@@ -19,8 +19,10 @@ def _device_line(d: dict) -> str:
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("plots need matplotlib: pip install 'stylecam[bench]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
