@@ -132,7 +132,7 @@ class Controls:
         return path
 
 
-def compose(frame: Frame, style: str, side_by_side: bool, overlay: str | None, original: bool) -> np.ndarray:
+def compose(frame: Frame, side_by_side: bool, overlay: str | None, original: bool) -> np.ndarray:
     """What the sinks show: stylized (or original), optionally beside the original, optionally labelled."""
     view = frame.image if original else frame.stylized
     if side_by_side:
@@ -273,7 +273,7 @@ class Pipeline:
                 original = self.controls is not None and self.controls.show_original
                 frame.stylized = frame.image if original else self.stylizer.stylize(frame.image)
                 label = f"{self.stylizer.style} {self.stylizer.strength:.1f}" if self.overlay else None
-                view = compose(frame, self.stylizer.style, self.side_by_side, label, original)
+                view = compose(frame, self.side_by_side, label, original)
                 if not self._frames_out.put((view, frame)):
                     break
             threads[1].join()
