@@ -271,3 +271,30 @@ def test_a_file_in_real_time_plays_at_its_frame_rate(stylizer, tmp_path):
     clip = small_clip(tmp_path, frames=10)  # 10 fps
     stats = Pipeline(str(clip), stylizer, [CallbackSink(lambda v: None)], realtime=True).run()
     assert stats.seconds >= 0.85 and stats.frames + stats.dropped >= 9
+
+
+def test_image_folder_source_skips_unreadable_files_and_loops(tmp_path):
+    frame = cv2.resize(cv2.VideoCapture(str(DEMO_CLIP)).read()[1], (32, 24))
+    cv2.imwrite(str(tmp_path / "a.png"), frame)
+    (tmp_path / "b.jpg").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "c.jpg"), frame)
+    once = open_source(str(tmp_path))
+    assert [once.read().shape for _ in range(2)] == [(24, 32, 3)] * 2 and once.read() is None
+    looped = open_source(str(tmp_path), loop=True)
+    assert all(looped.read() is not None for _ in range(5))
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path / "empty")) if (tmp_path / "empty").mkdir() is None else None
+
+
+def test_csi_pipeline_string_for_jetson():
+    from stylecam.sources import csi_pipeline
+
+    p = csi_pipeline(sensor_id=1, width=1920, height=1080, fps=30, flip=2)
+    assert p.startswith("nvarguscamerasrc sensor-id=1 ! ")
+    assert "width=1920, height=1080, framerate=30/1" in p and "flip-method=2" in p
+    assert p.endswith("appsink drop=true max-buffers=1 sync=false")
+
+
+def test_missing_source_says_what_it_accepts():
+    with pytest.raises(SourceError, match="camera index"):
+        open_source("/no/such/clip.mp4")
