@@ -17,6 +17,7 @@ import numpy as np
 
 from stylecam.bundle import Bundle
 from stylecam.frames import from_tensor, to_tensor
+from stylecam.quality import psnr, ssim
 from stylecam.sources import IMAGE_SUFFIXES
 
 GATE_DB = {"fp16": 45.0, "int8": 30.0}
@@ -55,23 +56,6 @@ def images(folder: str | Path, count: int, max_side: int = 512, pattern: str = "
     if not out:
         raise FileNotFoundError(f"{folder}: no readable images matching {pattern}")
     return out
-
-
-# -- metrics ----------------------------------------------------------------------------------------------------
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM over channels (Wang et al. 2004: 11×11 Gaussian window, σ = 1.5)."""
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(s.mean())
 
 
 def _session(path: Path):

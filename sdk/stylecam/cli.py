@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import __version__
 
@@ -190,6 +191,38 @@ def cmd_bench(args) -> None:
         print(f"saved {results.save_run(rows, device)}")
 
 
+def cmd_eval(args) -> None:
+    _needs_train_extra("eval")
+    from stylecam.export.precision import images, shared_content
+    from stylecam.train.metrics import Evaluator, contact_sheet
+
+    from .bundle import write_manifest
+    from .styles import resolve
+
+    folder = args.photos or shared_content()
+    if folder is None:
+        raise ValueError("no held-out photos: pass --photos FOLDER")
+    pattern = "*" if args.photos else "bsds_val_*"
+    photos = images(folder, args.count, max_side=args.size, pattern=pattern)
+    evaluator = Evaluator(photos, vgg=args.vgg)
+    print(f"{'style':<16}{'arch':<9}{'content':>12}{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
+    columns = {}
+    for spec in args.bundles:
+        bundle = resolve(spec)
+        original = Path(folder).parent / "styles" / bundle.manifest.get("style_image", {}).get("file", "-")
+        style_image = args.style_image or (original if original.is_file() else bundle.file("style.jpg"))
+        metrics, columns[bundle.name] = evaluator.evaluate(bundle, style_image)
+        print(f"{bundle.name:<16}{bundle.manifest['architecture']['name']:<9}{metrics['content_loss']:>12.4g}"
+              f"{metrics['style_distance']:>12.4g}{metrics['vgg16_kid']:>11.4f}{metrics['edge_ssim']:>11.3f}")
+        if args.write_manifest:
+            m = dict(bundle.manifest)
+            m["metrics"] = {**metrics, "photos_from": f"{Path(folder).name}/{pattern}", "size": args.size,
+                            "style_reference": Path(style_image).name}
+            write_manifest(bundle.path, m)
+    if args.sheet:
+        print(f"contact sheet: {contact_sheet(photos[: args.sheet_rows], columns, args.sheet)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stylecam", description="Real-time neural style transfer.")
     p.add_argument("--version", action="version", version=f"stylecam {__version__}")
@@ -255,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int)
     bench.add_argument("--save", action="store_true", help="add the run to benchmarks/results/<device>/")
     bench.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser("eval", help="quality metrics of styles on held-out photos, and a contact sheet")
+    ev.add_argument("bundles", nargs="+", help="bundled style names or bundle folders")
+    ev.add_argument("--photos", help="held-out photos (default: shared/data/content bsds_val_*)")
+    ev.add_argument("--count", type=int, default=20)
+    ev.add_argument("--size", type=int, default=384, help="longer side of each photo")
+    ev.add_argument("--style-image", help="style reference (default: the bundle's style.jpg thumbnail)")
+    ev.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
+    ev.add_argument("--sheet", help="write a contact sheet PNG (rows: photos, columns: styles)")
+    ev.add_argument("--sheet-rows", type=int, default=4)
+    ev.add_argument("--write-manifest", action="store_true", help="store the metrics in each bundle's manifest")
+    ev.set_defaults(func=cmd_eval)
 
     export = sub.add_parser("export", help="write model.onnx for a bundle (needs stylecam[train])")
     export.add_argument("bundle")

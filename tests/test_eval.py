@@ -1,0 +1,48 @@
+"""`stylecam eval`: the metrics move the right way, and the CLI writes a contact sheet."""
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from conftest import shared
+
+pytest.importorskip("torch")
+from stylecam import load_bundle  # noqa: E402
+from stylecam.export.precision import images  # noqa: E402
+from stylecam.styles import STYLES_DIR  # noqa: E402
+from stylecam.train.metrics import Evaluator, kid  # noqa: E402
+
+
+def test_metrics_separate_the_photo_from_its_stylization():
+    photos = images(shared("content"), 2, max_side=160, pattern="bsds_val_*")
+    ev = Evaluator(photos, crops=8)
+    candy = load_bundle(STYLES_DIR / "candy")
+    style = shared("styles/candy.jpg")
+    stylized, outs = ev.evaluate(candy, style)
+    identity, same = ev.evaluate(candy, style, strength=0.0)  # the photo itself
+    assert identity["content_loss"] == 0.0 and identity["edge_ssim"] == pytest.approx(1.0)
+    assert stylized["content_loss"] > 0 and stylized["edge_ssim"] < 1.0
+    assert stylized["style_distance"] < 0.5 * identity["style_distance"]  # closer to candy than the photo is
+    assert stylized["vgg16_kid"] < identity["vgg16_kid"]
+    assert outs[0].shape == photos[0].shape and (same[0] == photos[0]).all()
+
+
+def test_kid_is_zero_for_the_same_distribution_and_grows_with_a_shift():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))
+    assert abs(kid(a, b)) < 0.05 and kid(a, b + 1.0) > 0.5
+
+
+def test_cli_eval_writes_a_contact_sheet(tmp_path):
+    sheet = tmp_path / "sheet.png"
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "eval", "candy", "wave", "--count", "2", "--size",
+                        "128", "--sheet", str(sheet)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "candy" in r.stdout and "VGG16-KID" in r.stdout
+    img = cv2.imread(str(sheet))
+    photos = images(shared("content"), 2, max_side=128, pattern="bsds_val_*")
+    widest = max(3 * round(p.shape[1] * 160 / p.shape[0]) for p in photos)  # columns: photo + 2 styles
+    assert img.shape[:2] == (2 * 160, widest)  # rows: photos

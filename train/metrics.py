@@ -1,0 +1,113 @@
+"""Quality metrics of trained styles on held-out photos (``stylecam eval``).
+
+- content loss: the training content term (VGG16 relu2_2 MSE, stylized vs photo), lower keeps more content;
+- style distance: the training style term (Gram MSE over relu1_2..relu4_3 against the style image);
+- VGG16-KID: kernel inception distance computed on VGG16 relu4_3 features (mean-pooled, both sets divided by
+  the RMS of the style-crop features so the cubic kernel sees O(1) values), between stylized outputs and random
+  crops of the style image. It is *not* Inception-based KID/FID (those weights cannot be
+  downloaded here), so its numbers only compare models with each other;
+- edge SSIM: SSIM between the Sobel edge maps of the photo and the output, i.e. how well structure survives.
+
+Outputs come from the bundle's FP32 ONNX model through the runtime (what users get), so the numbers include
+the padding margin and post-processing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stylecam.quality import ssim
+from stylecam.stylizer import Stylizer
+
+from .data import read_rgb, to_batch
+from .losses import gram
+from .options import LossWeights
+from .vgg import VGG16Features
+
+
+def _edges(bgr: np.ndarray) -> np.ndarray:
+    g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    mag = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+    return np.clip(mag / 4, 0, 255).astype(np.uint8)
+
+
+def kid(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD² with the cubic polynomial kernel (Bińkowski et al. 2018) between two feature sets."""
+    d = x.shape[1]
+    k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
+    m, n = len(x), len(y)
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+class Evaluator:
+    """Holds VGG16 and the held-out photos; ``evaluate(bundle)`` returns the metrics of one style."""
+
+    def __init__(self, photos: list[np.ndarray], vgg: str | None = None, weights: LossWeights | None = None,
+                 crops: int = 64, seed: int = 0):
+        self.vgg, self.w = VGG16Features(vgg), weights or LossWeights()
+        self.photos, self.crops, self.seed = photos, crops, seed
+
+    def _features(self, bgr: np.ndarray) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return self.vgg(to_batch([np.ascontiguousarray(bgr[:, :, ::-1])]))
+
+    def _style_crops(self, style_rgb: np.ndarray, size: int = 128) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        h, w = style_rgb.shape[:2]
+        feats = []
+        for _ in range(self.crops):
+            y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+            crop = np.ascontiguousarray(style_rgb[y:y + size, x:x + size])
+            with torch.no_grad():
+                feats.append(self.vgg(to_batch([crop]))["relu4_3"].mean((2, 3))[0].numpy())
+        return np.stack(feats)
+
+    def evaluate(self, bundle, style_image: str | Path, style_size: int = 512,
+                 strength: float = 1.0) -> tuple[dict, list[np.ndarray]]:
+        """Metrics (means over photos) and the stylized photos."""
+        style_rgb = read_rgb(style_image, max_side=style_size)
+        with torch.no_grad():
+            s = self.vgg(to_batch([style_rgb]))
+        targets = {k: gram(s[k]) for k in self.w.style_layers}
+        stylizer = Stylizer(bundle, backend="onnxruntime", strength=strength)
+        content, style, edge, pooled, outputs = [], [], [], [], []
+        for photo in self.photos:
+            out = stylizer.stylize(photo)
+            outputs.append(out)
+            fo, fp = self._features(out), self._features(photo)
+            content.append(float(torch.mean((fo[self.w.content_layer] - fp[self.w.content_layer]) ** 2)))
+            style.append(float(sum(torch.mean((gram(fo[k]) - targets[k]) ** 2) for k in self.w.style_layers)))
+            edge.append(ssim(_edges(photo), _edges(out)))
+            pooled.append(fo["relu4_3"].mean((2, 3))[0].numpy())
+        crops = self._style_crops(style_rgb)
+        scale = float(np.sqrt(np.mean(crops**2))) or 1.0
+        metrics = {"content_loss": float(np.mean(content)), "style_distance": float(np.mean(style)),
+                   "vgg16_kid": kid(np.stack(pooled) / scale, crops / scale),
+                   "edge_ssim": float(np.mean(edge)), "photos": len(self.photos)}
+        return metrics, outputs
+
+
+def contact_sheet(photos: list[np.ndarray], columns: dict[str, list[np.ndarray]], path: str | Path,
+                  height: int = 160) -> Path:
+    """Rows: photos; columns: the input, then each model. Labels on the first row."""
+    def fit(img):
+        return cv2.resize(img, (round(img.shape[1] * height / img.shape[0]), height), interpolation=cv2.INTER_AREA)
+
+    rows = []
+    for i, photo in enumerate(photos):
+        tiles = [fit(photo)] + [fit(outs[i]) for outs in columns.values()]
+        if i == 0:
+            for tile, label in zip(tiles, ["photo", *columns]):
+                for color, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+                    cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, width, cv2.LINE_AA)
+        rows.append(np.concatenate(tiles, axis=1))
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet)
+    return Path(path)
