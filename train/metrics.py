@@ -23,7 +23,7 @@ from stylecam.quality import ssim
 from stylecam.stylizer import Stylizer
 
 from .data import read_rgb, to_batch
-from .losses import gram
+from .losses import PerceptualLoss
 from .options import LossWeights
 from .vgg import VGG16Features
 
@@ -71,9 +71,7 @@ class Evaluator:
                  strength: float = 1.0) -> tuple[dict, list[np.ndarray]]:
         """Metrics (means over photos) and the stylized photos."""
         style_rgb = read_rgb(style_image, max_side=style_size)
-        with torch.no_grad():
-            s = self.vgg(to_batch([style_rgb]))
-        targets = {k: gram(s[k]) for k in self.w.style_layers}
+        loss = PerceptualLoss(self.vgg, to_batch([style_rgb]), self.w)  # the training terms, same targets
         stylizer = Stylizer(bundle, backend="onnxruntime", strength=strength)
         content, style, edge, pooled, outputs = [], [], [], [], []
         for photo in self.photos:
@@ -81,7 +79,7 @@ class Evaluator:
             outputs.append(out)
             fo, fp = self._features(out), self._features(photo)
             content.append(float(torch.mean((fo[self.w.content_layer] - fp[self.w.content_layer]) ** 2)))
-            style.append(float(sum(torch.mean((gram(fo[k]) - targets[k]) ** 2) for k in self.w.style_layers)))
+            style.append(float(loss.style_distance(fo)))
             edge.append(ssim(_edges(photo), _edges(out)))
             pooled.append(fo["relu4_3"].mean((2, 3))[0].numpy())
         crops = self._style_crops(style_rgb)
