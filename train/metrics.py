@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from stylecam.frames import draw_label
 from stylecam.quality import ssim
 from stylecam.stylizer import Stylizer
 
@@ -101,8 +102,7 @@ def contact_sheet(photos: list[np.ndarray], columns: dict[str, list[np.ndarray]]
         tiles = [fit(photo)] + [fit(outs[i]) for outs in columns.values()]
         if i == 0:
             for tile, label in zip(tiles, ["photo", *columns]):
-                for color, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-                    cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, width, cv2.LINE_AA)
+                draw_label(tile, label, (5, 16), scale=0.45)
         rows.append(np.concatenate(tiles, axis=1))
     width = max(r.shape[1] for r in rows)
     sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)

@@ -12,6 +12,7 @@ network's stride multiple. Post-processing crops back, clamps, and blends with t
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 Frame = np.ndarray
@@ -83,3 +84,9 @@ def check_strength(strength: float) -> float:
     if not 0.0 <= s <= 1.0:
         raise ValueError(f"strength must be in [0, 1] (0 = original frame, 1 = fully stylized), got {strength}")
     return s
+
+
+def draw_label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.6) -> None:
+    """White text with a black outline, readable on any picture (in place)."""
+    for color, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, width, cv2.LINE_AA)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .frames import draw_label
 from .sinks import CallbackSink, StopPipeline
 from .sources import open_source
 from .styles import bundled_styles
@@ -139,8 +140,7 @@ def compose(frame: Frame, side_by_side: bool, overlay: str | None, original: boo
         view = np.concatenate([frame.image, view], axis=1)
     if overlay:
         view = view.copy()
-        for color, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-            cv2.putText(view, overlay, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, width, cv2.LINE_AA)
+        draw_label(view, overlay, (8, 22))
     return view
 
 
