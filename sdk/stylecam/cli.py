@@ -163,10 +163,8 @@ def cmd_build(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    try:
-        from stylecam.benchmarks import harness, report, results
-    except ImportError as e:
-        sys.exit(f"stylecam bench: {e}")
+    from stylecam.benchmarks import harness, report, results
+
     if args.action == "report":
         print(f"wrote {report.render()}")
         return
@@ -294,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--photos", help="held-out photos (default: shared/data/content bsds_val_*)")
     ev.add_argument("--count", type=int, default=20)
     ev.add_argument("--size", type=int, default=384, help="longer side of each photo")
-    ev.add_argument("--style-image", help="style reference (default: the bundle's style.jpg thumbnail)")
+    ev.add_argument("--style-image", help="style reference (default: the original painting in "
+                    "shared/data/styles when found, else the bundle's style.jpg thumbnail)")
     ev.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
     ev.add_argument("--sheet", help="write a contact sheet PNG (rows: photos, columns: styles)")
     ev.add_argument("--sheet-rows", type=int, default=4)
@@ -317,10 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     import logging
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("stylecam: %(message)s"))
     log = logging.getLogger("stylecam")  # our lines only; libraries keep their own levels
-    log.addHandler(handler)
+    if not log.handlers:  # main() may be called more than once in one process
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("stylecam: %(message)s"))
+        log.addHandler(handler)
     log.setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     try:
