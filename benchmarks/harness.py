@@ -105,13 +105,16 @@ def time_model(model, size: tuple[int, int], warmup_s: float = 1.0, iters: int =
             "rss_mb": rss_mb(), "unstable": stats["cv"] > CV_WARNING}
 
 
-def bench_style(style: str, backend: str, precision: str, sizes, threads: int | None = None, **timing) -> list[dict]:
-    """One result per size for a bundled style (or bundle folder) on one backend and precision."""
+def bench_style(style: str, backend: str, precision: str, sizes, threads: int | None = None,
+                smoothing: float = 0.0, **timing) -> list[dict]:
+    """One result per size for a bundled style (or bundle folder) on one backend and precision, optionally
+    with runtime smoothing (its cost is the ``smooth`` stage)."""
     t0 = time.perf_counter()
-    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads)
+    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing)
     load_s = time.perf_counter() - t0
     arch = stylizer.bundle.manifest.get("architecture", {})
-    common = {"model": stylizer.style, "arch": arch.get("name"), "params": arch.get("params"),
+    label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "")
+    common = {"model": label, "smoothing": smoothing, "arch": arch.get("name"), "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"), "precision": precision,
               "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False}
     return [{**common, "size": list(size), **time_model(stylizer, size, **timing)} for size in sizes]

@@ -59,6 +59,7 @@ def render(root: Path = RESULTS_DIR) -> Path:
         for r in rows:
             e, s = r["end_to_end_ms"], r["stages_ms"]
             stages = " / ".join(f"{s[k]['median']:.1f}" if k in s else "–" for k in ("pre", "infer", "post"))
+            stages += f" + smooth {s['smooth']['median']:.1f}" if "smooth" in s else ""
             flag = " ⚠" if r["unstable"] else ""
             lines.append(f"| {r['model']}{' (peer)' if r['peer'] else ''} | {r['arch']} | {r['precision']} | "
                          f"{r['backend']['backend']} | {r['size'][0]}×{r['size'][1]} | {e['median']:.1f}{flag} | "

@@ -31,3 +31,11 @@ def candy_copy(tmp_path) -> Path:
     dst = tmp_path / "candy"
     shutil.copytree(STYLES_DIR / "candy", dst)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def private_profile(tmp_path, monkeypatch) -> Path:
+    """Every test (and the CLI it starts) gets its own empty profile, never the developer's."""
+    path = tmp_path / "profile.json"
+    monkeypatch.setenv("STYLECAM_PROFILE", str(path))
+    return path

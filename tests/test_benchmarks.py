@@ -42,6 +42,13 @@ def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():
     assert peer[0]["peer"] and peer[0]["backend"]["model"] == "model.onnx"
 
 
+def test_smoothing_cost_is_its_own_stage():
+    plain, smooth = (harness.bench_style("candy", "onnxruntime", "fp32", [(64, 96)], threads=2, smoothing=a,
+                                         warmup_s=0, iters=3)[0] for a in (0.0, 0.5))
+    assert "smooth" not in plain["stages_ms"] and smooth["stages_ms"]["smooth"]["n"] == 3
+    assert smooth["model"] == "candy +smooth 0.5" and smooth["smoothing"] == 0.5
+
+
 def test_peer_output_is_a_frame_of_the_input_size():
     peer = harness.Peer(str(STYLES_DIR / "candy" / "model.onnx"), harness.PeerContract.parse("rgb01"), 2)
     out = peer.stylize(np.zeros((64, 96, 3), np.uint8))

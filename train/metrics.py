@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from stylecam.frames import draw_label
+from stylecam.frames import image_grid
 from stylecam.quality import ssim
 from stylecam.stylizer import Stylizer
 
@@ -94,18 +94,7 @@ class Evaluator:
 def contact_sheet(photos: list[np.ndarray], columns: dict[str, list[np.ndarray]], path: str | Path,
                   height: int = 160) -> Path:
     """Rows: photos; columns: the input, then each model. Labels on the first row."""
-    def fit(img):
-        return cv2.resize(img, (round(img.shape[1] * height / img.shape[0]), height), interpolation=cv2.INTER_AREA)
-
-    rows = []
-    for i, photo in enumerate(photos):
-        tiles = [fit(photo)] + [fit(outs[i]) for outs in columns.values()]
-        if i == 0:
-            for tile, label in zip(tiles, ["photo", *columns]):
-                draw_label(tile, label, (5, 16), scale=0.45)
-        rows.append(np.concatenate(tiles, axis=1))
-    width = max(r.shape[1] for r in rows)
-    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    rows = [[photo] + [outs[i] for outs in columns.values()] for i, photo in enumerate(photos)]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), sheet)
+    cv2.imwrite(str(path), image_grid(rows, ["photo", *columns], height))
     return Path(path)

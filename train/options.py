@@ -10,6 +10,7 @@ class LossWeights:
     content: float = 1.0
     style: float = 5.0
     tv: float = 1e3
+    temporal: float = 0.0  # video stability (losses.temporal_loss); 0 = off
     content_layer: str = "relu2_2"
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
@@ -28,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-weight", type=float, default=LossWeights.content)
     p.add_argument("--style-weight", type=float, default=LossWeights.style)
     p.add_argument("--tv-weight", type=float, default=LossWeights.tv)
+    p.add_argument("--temporal-weight", type=float, default=LossWeights.temporal,
+                   help="video stability loss weight (0 = off; 2e6 is a good start at the shipped recipe)")
     p.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint-every", type=int, default=200)
@@ -35,5 +38,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name")
     p.add_argument("--title")
     p.add_argument("--style-licence", default="unknown", help="licence of the style image, for the model card")
-    p.add_argument("--init", help="start from this bundle's weights (fine-tune a new style from an old one)")
+    p.add_argument("--init", help="start from this bundle's weights, a folder or a bundled style name (fine-tune a new style from an old one)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/.train/checkpoint.pt")

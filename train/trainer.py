@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stylecam.bundle import atomic_write_bytes, load_bundle, write_manifest
+from stylecam.bundle import atomic_write_bytes, write_manifest
+from stylecam.styles import resolve
 
 from .data import ContentImages, read_rgb, to_batch
-from .losses import PerceptualLoss
+from .losses import PerceptualLoss, temporal_loss
 from .models import build_generator, describe, load_generator
 from .options import LossWeights
 from .vgg import VGG16Features
@@ -49,6 +50,9 @@ class TrainConfig:
     content_limit: int | None = None
     init: str | None = None
     resume: bool = False
+
+
+LOGGED = ("total", "content", "style", "tv", "temporal")
 
 
 def _device(name: str) -> torch.device:
@@ -127,7 +131,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     loss_fn = PerceptualLoss(vgg, style, cfg.weights)
     model = build_generator(cfg.arch)
     if cfg.init:
-        model = load_generator(load_bundle(cfg.init)).train()
+        model = load_generator(resolve(cfg.init)).train()
     model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ckpt = Checkpoint(out)
@@ -145,11 +149,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {out.name}") as bar:
         log = csv.writer(logf)
         if new_log:
-            log.writerow(["step", "total", "content", "style", "tv", "seconds"])
+            log.writerow(["step", *LOGGED, "seconds"])
         while step < cfg.steps:
             x = data.sample(cfg.batch, rng).to(device, non_blocking=True)
             with amp:
-                parts = loss_fn(model(x), x)
+                y = model(x)
+                parts = loss_fn(y, x)
+                if cfg.weights.temporal:
+                    parts["temporal"] = temporal_loss(model, x, y, rng)
+                    parts["total"] = parts["total"] + cfg.weights.temporal * parts["temporal"]
             opt.zero_grad(set_to_none=True)
             parts["total"].backward()
             opt.step()
@@ -157,8 +165,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             bar.update()
             if step % 20 == 0 or step == cfg.steps:
                 last = {k: round(v.item(), 6) for k, v in parts.items()}
-                log.writerow([step, *(last[k] for k in ("total", "content", "style", "tv")),
-                              round(time.time() - t0, 1)])
+                log.writerow([step, *(last.get(k, 0.0) for k in LOGGED), round(time.time() - t0, 1)])
                 bar.set_postfix(style=f"{last['style']:.3g}", content=f"{last['content']:.3g}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 logf.flush()
@@ -170,7 +177,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
 
 def main(args: argparse.Namespace) -> None:
-    weights = LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight)
+    weights = LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight,
+                          temporal=args.temporal_weight)
     cfg = TrainConfig(style=args.style, content=args.content, out=args.out, arch=args.arch, steps=args.steps,
                       size=args.size, style_size=args.style_size, batch=args.batch, lr=args.lr, seed=args.seed,
                       weights=weights, vgg=args.vgg, device=args.device, checkpoint_every=args.checkpoint_every,

@@ -5,9 +5,11 @@ The runtime imports only NumPy, OpenCV and (lazily) the chosen backend; never to
 from .bundle import Bundle, BundleError, load_bundle
 from .frames import FrameError
 from .live import Pipeline, stream
+from .profile import Profile, ProfileError
 from .styles import bundled_styles
 from .stylizer import Stylizer
+from .temporal import TemporalSmoother, WarpingError
 
 __version__ = "0.1.0"
 __all__ = ["Stylizer", "Bundle", "BundleError", "FrameError", "load_bundle", "bundled_styles", "Pipeline", "stream",
-           "__version__"]
+           "Profile", "ProfileError", "TemporalSmoother", "WarpingError", "__version__"]

@@ -34,11 +34,23 @@ def cmd_backends(args) -> None:
         print(f"{name:<12} {'ok' if status['ok'] else 'unavailable: ' + status['why']}")
 
 
-def _stylizer(args):
+def _look(args):
+    """The user's profile with this command's flags applied (flags win)."""
+    from .profile import Profile
+
+    profile = Profile.load(args.profile)
+    changes = {k: v for k in ("style", "strength", "mix", "mix_amount", "smoothing")
+               if (v := getattr(args, k)) is not None}
+    if args.mix and args.mix_amount is None and not profile.mix_amount:
+        changes["mix_amount"] = 0.5
+    return profile.update(**changes)
+
+
+def _stylizer(args, profile=None):
     from .stylizer import Stylizer
 
-    return Stylizer(args.style, backend=args.backend, strength=args.strength, variant=args.variant,
-                    threads=args.threads)
+    return Stylizer.from_profile(profile or _look(args), backend=args.backend, variant=args.variant,
+                                 threads=args.threads)
 
 
 def _run_pipeline(pipeline) -> None:
@@ -80,9 +92,11 @@ def cmd_live(args) -> None:
     from .sinks import MJPEGServer, VideoFileSink, WindowSink
     from .sources import open_source
 
-    stylizer = _stylizer(args)
+    profile = _look(args)
+    stylizer = _stylizer(args, profile)
     source = open_source(args.source, loop=args.loop, width=args.width, height=args.height, fps=args.fps)
-    controls = Controls(stylizer, screenshot_dir=args.screenshots)
+    controls = Controls(stylizer, styles=profile.favourites or None, screenshot_dir=args.screenshots,
+                        profile=args.profile)
     sinks = []
     if args.http:
         host, _, port = args.http.rpartition(":")
@@ -99,12 +113,58 @@ def cmd_live(args) -> None:
 
 
 def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--style", default="candy", help="bundled style name or bundle folder")
-    p.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = fully stylized")
+    p.add_argument("--style", help="bundled style name or bundle folder (default: the profile's, else candy)")
+    p.add_argument("--strength", type=float, help="0 = original, 1 = fully stylized (default: the profile's, else 1)")
+    p.add_argument("--mix", metavar="STYLE", help="blend a second style in (runs both networks)")
+    p.add_argument("--mix-amount", type=float, help="share of --mix in the output, 0..1 (default 0.5)")
+    p.add_argument("--smoothing", type=float, help="video: blend with the flow-warped previous output, 0..<1")
+    p.add_argument("--profile", help="profile file (default: $STYLECAM_PROFILE or ~/.config/stylecam/profile.json)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
     p.add_argument("--variant", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
     p.add_argument("--max-frames", type=int)
+
+
+def _profile_value(key: str, text: str):
+    if key in ("strength", "mix_amount", "smoothing"):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{key} takes a number, got '{text}'") from None
+    if key == "favourites":
+        return [f.strip() for f in text.split(",") if f.strip()]
+    if key == "mix" and text.lower() in ("", "none", "off"):
+        return None
+    return text
+
+
+def cmd_profile(args) -> None:
+    from dataclasses import asdict
+
+    from .profile import Profile, profile_path
+    from .styles import resolve
+
+    path = args.profile or profile_path()
+    profile = Profile.load(path)
+    if args.action == "reset":
+        profile = Profile()
+    elif args.action == "set":
+        changes = {}
+        for item in args.settings:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"'{item}': settings are KEY=VALUE (e.g. strength=0.8 favourites=wave,udnie)")
+            changes[key] = _profile_value(key, value)
+        unknown = set(changes) - set(asdict(profile))
+        if unknown:
+            raise ValueError(f"unknown profile keys {sorted(unknown)}; use {', '.join(asdict(profile))}")
+        profile = profile.update(**changes)
+        for style in filter(None, [profile.style, profile.mix, *profile.favourites]):
+            resolve(style)  # a typo is caught now, not at the next start
+    if args.action in ("set", "reset"):
+        profile.save(path)
+    print(f"{path}{'' if Path(path).is_file() else ' (not written yet: defaults)'}")
+    print(json.dumps(asdict(profile), indent=2))
 
 
 def cmd_train(args) -> None:
@@ -174,22 +234,64 @@ def cmd_bench(args) -> None:
     for style in args.models.split(","):
         for backend in args.backends.split(","):
             for precision in args.precisions.split(","):
-                rows += harness.bench_style(style, backend, precision, sizes, args.threads, **timing)
+                for smoothing in (float(v) for v in args.smoothing.split(",")):
+                    rows += harness.bench_style(style, backend, precision, sizes, args.threads, smoothing, **timing)
     for spec in args.peer:
         rows += harness.bench_peer(spec, sizes, args.threads, **timing)
     device = results.device_block()
     print(f"device: {device['cpu']} ({device['cores']} cores), GPU {device['gpu']}")
-    print(f"{'model':<20}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}")
+    print(f"{'model':<24}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}")
     for r in rows:
         warn = "  ⚠ CV {:.0%} > 5%".format(r["end_to_end_ms"]["cv"]) if r["unstable"] else ""
-        print(f"{r['model']:<20}{r['precision']:<10}{r['backend']['backend']:<13}"
+        print(f"{r['model']:<24}{r['precision']:<10}{r['backend']['backend']:<13}"
               f"{'{}x{}'.format(*r['size']):>11}{r['end_to_end_ms']['median']:>11.2f}"
               f"{r['end_to_end_ms']['p95']:>9.2f}{r['fps']:>8.1f}{warn}")
     if args.save:
         print(f"saved {results.save_run(rows, device)}")
 
 
+def cmd_eval_video(args) -> None:
+    """Flicker: temporal warping error per style and clip (ONNX Runtime; no torch needed)."""
+    import cv2
+
+    from .bundle import write_manifest
+    from .stylizer import Stylizer
+    from .temporal import flicker_strip, measure_flicker, read_clip
+
+    print(f"{'style':<16}{'clip':<22}{'frames':>7}{'input':>10}{'stylized':>10}{'relative':>10}"
+          + (f"{'smoothed':>10}" if args.smoothing else ""))
+    strips = {}
+    for clip in args.video:
+        frames = read_clip(clip, args.frames)
+        strips[clip] = {}
+        for spec in args.bundles:
+            stylizer = Stylizer(spec, threads=args.threads)
+            raw, strips[clip][spec] = measure_flicker(stylizer, frames)
+            line = (f"{stylizer.style:<16}{Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
+                    f"{raw['warping_error']:>10.5f}{raw['relative']:>10.3f}")
+            if args.smoothing:
+                stylizer.smoothing = args.smoothing
+                smoothed, _ = measure_flicker(stylizer, frames)
+                line += f"{smoothed['relative']:>10.3f}"
+            print(line)
+            if args.write_manifest:
+                m = dict(stylizer.bundle.manifest)
+                flicker = m.setdefault("metrics", {}).setdefault("flicker", {})
+                flicker[Path(clip).name] = {"relative_warping_error": round(raw["relative"], 4),
+                                            "frames": len(frames)}
+                write_manifest(stylizer.bundle.path, m)
+        if args.strip:
+            path = Path(args.strip)
+            if len(args.video) > 1:
+                path = path.with_name(f"{path.stem}_{Path(clip).stem}{path.suffix}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), flicker_strip(frames, strips[clip], start=len(frames) // 2))
+            print(f"strip: {path}")
+
+
 def cmd_eval(args) -> None:
+    if args.video:
+        return cmd_eval_video(args)
     _needs_train_extra("eval")
     from stylecam.export.precision import images, shared_content
     from stylecam.train.metrics import Evaluator, contact_sheet
@@ -255,6 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylizer_options(live)
     live.set_defaults(func=cmd_live)
 
+    prof = sub.add_parser("profile", help="show or edit your saved look (style, strength, mix, smoothing, "
+                          "favourites), which run, live and Stylizer.from_profile() start from")
+    prof.add_argument("action", nargs="?", default="show", choices=["show", "set", "reset"])
+    prof.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                      help="for set: style=wave strength=0.8 mix=udnie mix_amount=0.3 smoothing=0.5 "
+                      "favourites=wave,udnie,candy")
+    prof.add_argument("--profile", help="profile file (default: $STYLECAM_PROFILE or ~/.config/stylecam/profile.json)")
+    prof.set_defaults(func=cmd_profile)
+
     train = sub.add_parser("train", help="train a style into a bundle (needs stylecam[train])")
     from stylecam.train.options import add_arguments  # plain argparse, no torch
 
@@ -281,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", default="480x640,720x1280")
     bench.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
                        help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc)")
+    bench.add_argument("--smoothing", default="0", help="comma list of runtime smoothing amounts to time "
+                       "(e.g. 0,0.5: the cost of smoothing, side by side)")
     bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
     bench.add_argument("--iters", type=int, default=30)
     bench.add_argument("--threads", type=int)
@@ -297,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
     ev.add_argument("--sheet", help="write a contact sheet PNG (rows: photos, columns: styles)")
     ev.add_argument("--sheet-rows", type=int, default=4)
+    ev.add_argument("--video", action="append", help="measure flicker (temporal warping error relative to the "
+                    "input's) on this clip instead; repeatable; needs no torch")
+    ev.add_argument("--frames", type=int, default=60, help="with --video: frames per clip")
+    ev.add_argument("--smoothing", type=float, default=0.0, help="with --video: also measure runtime smoothing")
+    ev.add_argument("--strip", help="with --video: PNG of consecutive frames and a flicker heat map per style")
+    ev.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
     ev.add_argument("--write-manifest", action="store_true", help="store the metrics in each bundle's manifest")
     ev.set_defaults(func=cmd_eval)
 

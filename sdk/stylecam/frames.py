@@ -69,14 +69,22 @@ def to_tensor(bgr: np.ndarray, stride: int, margin: int = 0, dtype=np.float32) -
     return (chw[None].astype(dtype) * dtype(1 / 255))
 
 
-def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float, margin: int = 0) -> np.ndarray:
-    """RGB 1×3×H'×W' network output → BGR8 H×W×3, cropped, clamped and blended with the input by strength."""
-    h, w = bgr.shape[:2]
-    rgb = out[0, :, margin:margin + h, margin:margin + w].astype(np.float32, copy=False)
-    styl = np.clip(rgb, 0.0, 1.0)[::-1].transpose(1, 2, 0) * 255.0
+def crop_output(out: np.ndarray, h: int, w: int, margin: int = 0) -> np.ndarray:
+    """The h×w frame area of a 1×3×H'×W' network output: a 3×h×w RGB view."""
+    return out[0, :, margin:margin + h, margin:margin + w]
+
+
+def to_bgr8(rgb: np.ndarray, bgr: np.ndarray, strength: float) -> np.ndarray:
+    """3×H×W RGB in [0, 1] → BGR8 H×W×3, clamped and blended with the input frame by strength."""
+    styl = np.clip(rgb.astype(np.float32, copy=False), 0.0, 1.0)[::-1].transpose(1, 2, 0) * 255.0
     if strength < 1.0:
         styl = strength * styl + (1.0 - strength) * bgr
     return np.rint(styl).astype(np.uint8, order="C")  # OpenCV drawing needs C order
+
+
+def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float, margin: int = 0) -> np.ndarray:
+    """RGB 1×3×H'×W' network output → BGR8 H×W×3, cropped, clamped and blended with the input by strength."""
+    return to_bgr8(crop_output(out, *bgr.shape[:2], margin), bgr, strength)
 
 
 def check_strength(strength: float) -> float:
@@ -90,3 +98,24 @@ def draw_label(image: np.ndarray, text: str, origin: tuple[int, int], scale: flo
     """White text with a black outline, readable on any picture (in place)."""
     for color, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
         cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, width, cv2.LINE_AA)
+
+
+def image_grid(rows: list[list[np.ndarray]], labels: list[str] | None = None, height: int = 160,
+               label_first_row: bool = True) -> np.ndarray:
+    """Tiles scaled to one height, rows stacked (padded to the widest). ``labels`` go on the first row's tiles,
+    or with ``label_first_row=False`` on each row's first tile."""
+    def fit(img):
+        img = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        return cv2.resize(img, (round(img.shape[1] * height / img.shape[0]), height), interpolation=cv2.INTER_AREA)
+
+    strips = []
+    for i, row in enumerate(rows):
+        tiles = [fit(t) for t in row]
+        if labels and label_first_row and i == 0:
+            for tile, label in zip(tiles, labels):
+                draw_label(tile, label, (5, 16), scale=0.45)
+        elif labels and not label_first_row:
+            draw_label(tiles[0], labels[i], (5, 16), scale=0.45)
+        strips.append(np.concatenate(tiles, axis=1))
+    width = max(r.shape[1] for r in strips)
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in strips], axis=0)

@@ -76,15 +76,27 @@ class Controls:
     """Commands shared by window keys, HTTP and code: style, strength, original view, screenshot, quit."""
 
     def __init__(self, stylizer: Stylizer, styles: list[str] | None = None, step: float = 0.1,
-                 screenshot_dir: str | Path = "."):
-        self.stylizer, self.step = stylizer, step
+                 screenshot_dir: str | Path = ".", profile: str | Path | None = None):
+        self.stylizer, self.step, self.profile = stylizer, step, profile
         self.styles = styles or bundled_styles()
         self.show_original, self.quit_requested = False, False
         self.screenshot_dir, self._screenshot = Path(screenshot_dir), False
 
     def state(self) -> dict:
+        mix = self.stylizer.mix
         return {"style": self.stylizer.style, "loading": self.stylizer.loading, "strength": self.stylizer.strength,
-                "original": self.show_original}
+                "mix": mix[0] if mix else None, "mix_amount": mix[1] if mix else 0.0,
+                "smoothing": self.stylizer.smoothing, "original": self.show_original}
+
+    def save_profile(self) -> Path:
+        """Store the current look in the user's profile (favourites are kept)."""
+        from .profile import Profile
+
+        state = self.state()
+        profile = Profile.load(self.profile).update(
+            style=self.stylizer.loading or self.stylizer.style, strength=state["strength"], mix=state["mix"],
+            mix_amount=state["mix_amount"], smoothing=state["smoothing"])
+        return profile.save(self.profile)
 
     def _cycle(self, delta: int) -> str:
         current = self.stylizer.loading or self.stylizer.style
@@ -110,6 +122,24 @@ class Controls:
         if name == "style":
             self.stylizer.set_style(value, wait=False)
             return f"style {value}"
+        if name == "smoothing":
+            self.stylizer.smoothing = float(value)
+            return f"smoothing {self.stylizer.smoothing}"
+        if name == "smooth":
+            self.stylizer.smoothing = 0.0 if self.stylizer.smoothing else 0.5
+            return f"smoothing {self.stylizer.smoothing}"
+        if name == "mix":
+            mix = self.stylizer.mix
+            self.stylizer.set_mix(value or None, mix[1] if mix else 0.5)
+            return f"mix {value or 'off'}"
+        if name == "mix_amount":
+            mix = self.stylizer.mix
+            if mix is None:
+                raise ValueError("no style to mix in: send mix=NAME first")
+            self.stylizer.set_mix(mix[0], float(value))
+            return f"mix_amount {float(value)}"
+        if name == "save":
+            return f"profile saved: {self.save_profile()}"
         if name == "original":
             self.show_original = not self.show_original
             return f"original {'on' if self.show_original else 'off'}"
@@ -120,7 +150,8 @@ class Controls:
             self.quit_requested = True
             return "quit"
         raise ValueError(f"unknown command '{command}'; use next, prev, stronger, weaker, strength=X, "
-                         "style=NAME, original, screenshot or quit")
+                         "style=NAME, mix=NAME, mix_amount=X, smoothing=X, smooth, save, original, screenshot "
+                         "or quit")
 
     def take_screenshot(self, view: np.ndarray) -> Path | None:
         if not self._screenshot:

@@ -9,8 +9,10 @@ import numpy as np
 
 from . import backends
 from .bundle import Bundle
-from .frames import check_frame, check_strength, from_tensor, split_alpha, to_tensor
+from .frames import check_frame, check_strength, crop_output, split_alpha, to_bgr8, to_tensor
+from .profile import Profile
 from .styles import DEFAULT_STYLE, resolve
+from .temporal import TemporalSmoother, check_smoothing
 from .timing import StageTimer
 
 log = logging.getLogger("stylecam")
@@ -21,22 +23,42 @@ class Stylizer:
     >>> s = Stylizer("candy")                  # bundled style name or a bundle folder
     >>> out = s.stylize(frame)                 # uint8 BGR H×W×3 in, same shape out
     >>> s.strength = 0.5                       # blend with the original, at runtime
+    >>> s.set_mix("mosaic", 0.3)               # 70% candy, 30% mosaic (runs both networks)
+    >>> s.smoothing = 0.5                      # video: blend with the flow-warped previous output
 
     ``backend``: "auto" (TensorRT, else ONNX Runtime), "onnxruntime", "torch" or "tensorrt";
     ``variant``: "fp32", "fp16" or "int8" where the bundle has it; ``threads``: CPU threads for ONNX Runtime.
+    ``smoothing`` > 0 treats consecutive ``stylize`` calls as frames of one video (``reset_video()`` between
+    clips); see ``stylecam.temporal.TemporalSmoother``. ``Stylizer.from_profile()`` starts from the user's
+    saved look (``stylecam.profile``).
     Frame layouts: see ``stylecam.frames`` (gray is expanded to BGR, BGRA keeps its alpha).
     """
 
     def __init__(self, style: str | os.PathLike | Bundle = DEFAULT_STYLE, backend: str = "auto",
                  strength: float = 1.0, variant: str = "fp32", device: str = "auto", threads: int | None = None,
-                 timer: StageTimer | None = None):
+                 timer: StageTimer | None = None, mix: tuple[str | os.PathLike | Bundle, float] | None = None,
+                 smoothing: float = 0.0):
         self.strength = strength
         self.timer = timer or StageTimer()
         self._backend_name, self._variant, self._device = backend, variant, device
         self._options = {"threads": threads} if threads else {}
         self._lock = threading.Lock()
         self._loading: str | None = None
+        self._requests = 0  # the newest style request wins, however the loads finish
         self._bundle, self._backend = self._load(style)
+        self._mix: tuple[Bundle, backends.Backend, float] | None = None
+        self._smoother: TemporalSmoother | None = None
+        self.smoothing = smoothing
+        if mix is not None:
+            self.set_mix(*mix)
+
+    @classmethod
+    def from_profile(cls, profile: Profile | str | os.PathLike | None = None, **overrides) -> Stylizer:
+        """A Stylizer with the user's saved look (default: ``stylecam.profile.profile_path()``); keyword
+        arguments override it."""
+        if not isinstance(profile, Profile):
+            profile = Profile.load(profile)
+        return cls(**{**profile.stylizer_options(), **overrides})
 
     def _load(self, style) -> tuple[Bundle, backends.Backend]:
         bundle = resolve(style)
@@ -57,6 +79,22 @@ class Stylizer:
         self.strength = value
 
     @property
+    def smoothing(self) -> float:
+        return self._smoother.amount if self._smoother else 0.0
+
+    @smoothing.setter
+    def smoothing(self, amount: float) -> None:
+        if amount and self._smoother:
+            self._smoother.amount = check_smoothing(amount)  # keeps the previous frame
+        else:
+            self._smoother = TemporalSmoother(amount) if amount else None
+
+    def reset_video(self) -> None:
+        """Start a new clip: the next frame is not smoothed against the last one."""
+        if self._smoother:
+            self._smoother.reset()
+
+    @property
     def style(self) -> str:
         return self._bundle.name
 
@@ -69,28 +107,58 @@ class Stylizer:
         """The style being loaded in the background, if any."""
         return self._loading
 
+    @property
+    def mix(self) -> tuple[str, float] | None:
+        """(second style, amount) when two styles are blended, else None."""
+        mix = self._mix
+        return (mix[0].name, mix[2]) if mix else None
+
     def set_style(self, style: str | os.PathLike | Bundle, wait: bool = True) -> None:
         """Switch style. The new one is loaded first and swapped in at once, so frames never stall; with
-        ``wait=False`` the load runs in a background thread (a failure is logged and the old style stays)."""
+        ``wait=False`` the load runs in a background thread (a failure is logged and the old style stays).
+        When requests overlap, the last one asked for wins."""
+        with self._lock:
+            self._requests += 1
+            request = self._requests
         if wait:
-            loaded = self._load(style)
-            with self._lock:
-                self._bundle, self._backend = loaded
+            self._swap(request, *self._load(style))
             return
         self._loading = str(getattr(style, "name", style))
 
         def load():
             try:
-                self.set_style(style)
+                self._swap(request, *self._load(style))
             except Exception as e:  # noqa: BLE001 - keep running the current style
                 log.error("could not switch to style %s: %s", style, e)
             finally:
-                self._loading = None
+                with self._lock:
+                    if request == self._requests:
+                        self._loading = None
 
         threading.Thread(target=load, name="stylecam-style-loader", daemon=True).start()
 
+    def _swap(self, request: int, bundle: Bundle, backend: backends.Backend) -> None:
+        with self._lock:
+            if request == self._requests:
+                self._bundle, self._backend = bundle, backend
+
+    def set_mix(self, style: str | os.PathLike | Bundle | None, amount: float = 0.5) -> None:
+        """Blend a second style's output in by ``amount`` (0..1); ``None`` or 0 turns it off. Costs a second
+        network pass per frame. Changing only the amount of the current mix loads nothing."""
+        amount = check_strength(amount)
+        if style is None or amount == 0.0:
+            self._mix = None
+            return
+        current = self._mix
+        if current and str(getattr(style, "name", style)) in (current[0].name, str(current[0].path)):
+            self._mix = (current[0], current[1], amount)
+            return
+        self._mix = (*self._load(style), amount)
+
     def info(self) -> dict:
-        return {"style": self.style, "strength": self.strength, **self._backend.info()}
+        mix = self.mix
+        return {"style": self.style, "strength": self.strength, "smoothing": self.smoothing,
+                **({"mix": mix[0], "mix_amount": mix[1]} if mix else {}), **self._backend.info()}
 
     def stylize(self, frame: np.ndarray, strength: float | None = None) -> np.ndarray:
         """Stylize one uint8 BGR frame (any H, W ≥ 1); returns a new frame of the same size."""
@@ -101,13 +169,23 @@ class Stylizer:
             out = bgr.copy()
         else:
             with self._lock:
-                bundle, backend = self._bundle, self._backend
+                bundle, backend, mix = self._bundle, self._backend, self._mix
+            h, w = bgr.shape[:2]
             with self.timer("pre"):
                 x = to_tensor(bgr, bundle.stride, bundle.margin)
             with self.timer("infer"):
-                y = backend.infer(x)
+                y = crop_output(backend.infer(x), h, w, bundle.margin)
+                if mix:
+                    other, other_backend, amount = mix
+                    if (other.stride, other.margin) != (bundle.stride, bundle.margin):
+                        x = to_tensor(bgr, other.stride, other.margin)
+                    y2 = crop_output(other_backend.infer(x), h, w, other.margin)
+                    y = (1.0 - amount) * np.clip(y, 0.0, 1.0) + amount * np.clip(y2, 0.0, 1.0)  # mix the images
             with self.timer("post"):
-                out = from_tensor(y, bgr, alpha, bundle.margin)
+                out = to_bgr8(y, bgr, alpha)
+            if self._smoother:
+                with self.timer("smooth"):
+                    out = self._smoother(bgr, out)
         return out if extra is None else np.concatenate([out, extra], axis=2)
 
     __call__ = stylize
