@@ -39,3 +39,21 @@ def private_profile(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "profile.json"
     monkeypatch.setenv("STYLECAM_PROFILE", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def content(tmp_path_factory):
+    """Three real photos and one unreadable file that training must skip with a warning."""
+    d = tmp_path_factory.mktemp("content")
+    for name in ("imagenet_n01440764_tench.jpg", "bsds_train_2092.jpg", "imagenet_n01443537_goldfish.jpg"):
+        shutil.copy(shared(f"content/{name}"), d)
+    (d / "broken.jpg").write_bytes(b"not a jpeg")
+    return d
+
+
+def tiny(content, out, steps, **kw):
+    """A training config that runs in seconds on a CPU: nano, 64 px crops, batch 2."""
+    from stylecam.train.trainer import TrainConfig
+
+    return TrainConfig(style=str(shared("styles/wave.jpg")), content=str(content), out=str(out), arch="nano",
+                       steps=steps, size=64, style_size=128, batch=2, checkpoint_every=2, **kw)

@@ -1,6 +1,5 @@
 """The real training path on a tiny budget: VGG16 loss, checkpoints, resume, ONNX export and the runtime."""
 import json
-import shutil
 import subprocess
 import sys
 
@@ -10,26 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402
 
-from conftest import shared  # noqa: E402
+from conftest import shared, tiny  # noqa: E402
 from stylecam import Stylizer, load_bundle  # noqa: E402
-from stylecam.train.trainer import TrainConfig, train  # noqa: E402
+from stylecam.train.trainer import train  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def content(tmp_path_factory):
-    """Three real photos and one unreadable file that must be skipped with a warning."""
-    d = tmp_path_factory.mktemp("content")
-    for name in ("imagenet_n01440764_tench.jpg", "bsds_train_2092.jpg", "imagenet_n01443537_goldfish.jpg"):
-        shutil.copy(shared(f"content/{name}"), d)
-    (d / "broken.jpg").write_bytes(b"not a jpeg")
-    return d
-
-
-def tiny(content, out, steps, **kw):
-    return TrainConfig(style=str(shared("styles/wave.jpg")), content=str(content), out=str(out), arch="nano",
-                       steps=steps, size=64, style_size=128, batch=2, checkpoint_every=2, **kw)
 
 
 def test_resume_after_a_stop_gives_the_same_weights(content, tmp_path):

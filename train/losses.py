@@ -36,12 +36,16 @@ class PerceptualLoss(torch.nn.Module):
                    for k in self.w.style_layers)
 
     def forward(self, stylized: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        tv = total_variation(stylized.float())
+        if not (self.w.content or self.w.style):  # e.g. pure distillation: no VGG pass at all
+            zero = tv.new_zeros(())
+            return {"content": zero, "style": zero, "tv": tv, "total": self.w.tv * tv}
         fy = self.vgg(stylized)
         with torch.no_grad():
             fx = self.vgg(content)[self.w.content_layer]
         parts = {"content": F.mse_loss(fy[self.w.content_layer].float(), fx.float()),
                  "style": self.style_distance(fy),
-                 "tv": total_variation(stylized.float())}
+                 "tv": tv}
         parts["total"] = (self.w.content * parts["content"] + self.w.style * parts["style"]
                           + self.w.tv * parts["tv"])
         return parts

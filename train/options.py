@@ -11,6 +11,9 @@ class LossWeights:
     style: float = 5.0
     tv: float = 1e3
     temporal: float = 0.0  # video stability (losses.temporal_loss); 0 = off
+    gan: float = 1e4  # adversarial term, used with --gan (the perceptual terms are O(1e5))
+    distill_pixel: float = 1e5  # with --teacher: output MSE in [0, 1] units
+    distill_feature: float = 1.0  # with --teacher: VGG16 relu3_3 MSE, the scale of the content term
     content_layer: str = "relu2_2"
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
@@ -39,4 +42,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title")
     p.add_argument("--style-licence", default="unknown", help="licence of the style image, for the model card")
     p.add_argument("--init", help="start from this bundle's weights, a folder or a bundled style name (fine-tune a new style from an old one)")
+    p.add_argument("--gan", choices=["hinge", "lsgan"], help="add adversarial training against a PatchGAN "
+                   "discriminator on style-image patches")
+    p.add_argument("--gan-weight", type=float, default=LossWeights.gan)
+    p.add_argument("--stabilizer", default="sn", choices=["sn", "r1", "both"],
+                   help="discriminator stabiliser: spectral norm, R1 gradient penalty, or both")
+    p.add_argument("--r1", type=float, default=1.0, help="R1 penalty weight γ (with --stabilizer r1/both)")
+    p.add_argument("--d-lr", type=float, default=2e-4, help="discriminator learning rate")
+    p.add_argument("--teacher", help="distil from this trained bundle (e.g. a johnson model of the same style)")
+    p.add_argument("--distill-weight", type=float, default=LossWeights.distill_pixel,
+                   help="with --teacher: weight of the output match")
+    p.add_argument("--distill-feature-weight", type=float, default=LossWeights.distill_feature,
+                   help="with --teacher: weight of the VGG16 relu3_3 feature match")
     p.add_argument("--resume", action="store_true", help="continue from <out>/.train/checkpoint.pt")

@@ -1,13 +1,16 @@
 """Train a feed-forward style generator with the perceptual loss and write a stylecam bundle.
 
 Checkpoints are atomic (write, then rename) and hold only tensors and plain values, so ``--resume`` loads them
-with ``torch.load(weights_only=True)`` and continues at the same step with the same data order.
+with ``torch.load(weights_only=True)`` and continues at the same step with the same data order. Optional parts:
+a PatchGAN adversary (``adversarial.py``), distillation from a trained teacher bundle (output and VGG feature
+matching), the temporal stability loss, and several processes under ``torchrun`` (``distributed.py``).
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,8 +22,11 @@ import torch
 from tqdm import tqdm
 
 from stylecam.bundle import atomic_write_bytes, write_manifest
+from stylecam.frames import image_grid
 from stylecam.styles import resolve
 
+from . import distributed
+from .adversarial import Adversary, diversity, style_patches
 from .data import ContentImages, read_rgb, to_batch
 from .losses import PerceptualLoss, temporal_loss
 from .models import build_generator, describe, load_generator
@@ -50,48 +56,66 @@ class TrainConfig:
     content_limit: int | None = None
     init: str | None = None
     resume: bool = False
+    gan: str | None = None  # "hinge" or "lsgan": adversarial training against a PatchGAN
+    spectral_norm: bool = True
+    r1: float = 0.0  # R1 gradient penalty weight (γ); 0 = off
+    d_lr: float = 2e-4
+    teacher: str | None = None  # a trained bundle to distil from
 
 
-LOGGED = ("total", "content", "style", "tv", "temporal")
+LOGGED = ("total", "content", "style", "tv", "temporal", "gan", "distill", "d_loss", "d_real", "d_fake",
+          "diversity")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def _hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+def _hardware(world: distributed.World) -> str:
+    device = world.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return name if world.size == 1 else f"{world.size} processes × {name} ({world.backend})"
 
 
 class Checkpoint:
-    """``<bundle>/.train/checkpoint.pt``: model, optimizer, step and the data RNG state."""
+    """``<bundle>/.train/checkpoint.pt``: model, optimizers, step and every process's data RNG state."""
 
     def __init__(self, out: Path):
         self.path = out / ".train" / "checkpoint.pt"
 
-    def save(self, model, opt, step: int, rng: np.random.Generator) -> None:
+    def save(self, model, opt, step: int, rng: np.random.Generator, world: distributed.World,
+             adversary: Adversary | None = None) -> None:
+        rngs = distributed.gather(rng.bit_generator.state, world)  # every rank takes part; rank 0 writes
+        if not world.main:
+            return
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rngs}
+        if adversary is not None:
+            state["adversary"] = adversary.state_dict()
         buf = io.BytesIO()
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "rng": rng.bit_generator.state}, buf)
+        torch.save(state, buf)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.path, buf.getvalue())
 
-    def load(self, model, opt, rng: np.random.Generator) -> int:
+    def load(self, model, opt, rng: np.random.Generator, world: distributed.World,
+             adversary: Adversary | None = None) -> int:
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as e:  # a checkpoint we cannot read is reported, never half-used
             raise RuntimeError(f"{self.path}: unreadable checkpoint ({e}); delete it to start over") from e
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        if len(rngs) != world.size:
+            raise RuntimeError(f"{self.path} was written by {len(rngs)} process(es); resume with the same "
+                               f"number (torchrun --nproc_per_node {len(rngs)})")
+        if (adversary is None) != ("adversary" not in state):
+            raise RuntimeError(f"{self.path}: {'has' if 'adversary' in state else 'has no'} discriminator state; "
+                               "resume with the same --gan setting it was trained with")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        rng.bit_generator.state = state["rng"]
+        rng.bit_generator.state = rngs[world.rank]
+        if adversary is not None:
+            adversary.load_state_dict(state["adversary"])
         return int(state["step"])
 
 
-def write_bundle(cfg: TrainConfig, model, step: int, hardware: str, seconds: float, last: dict) -> None:
+def write_bundle(cfg: TrainConfig, model, step: int, hardware: str, seconds: float, last: dict,
+                 extra: dict | None = None) -> None:
     """weights.safetensors + style.jpg + manifest.json (the model card); ONNX comes from `stylecam export`."""
     from safetensors.torch import save as save_safetensors
 
@@ -102,51 +126,101 @@ def write_bundle(cfg: TrainConfig, model, step: int, hardware: str, seconds: flo
     atomic_write_bytes(out / "style.jpg", cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     name = cfg.name or out.name
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "vgg", "device")}
-    recipe["style"] = Path(cfg.style).name
-    recipe["content"] = Path(cfg.content).name
-    if cfg.init:
-        recipe["init"] = Path(cfg.init).name
+    for key in ("style", "content", "init", "teacher"):
+        if recipe.get(key):
+            recipe[key] = Path(recipe[key]).name
     write_manifest(out, {
         "name": name,
         "title": cfg.title or name.replace("_", " ").title(),
         "architecture": describe(model),
         "input": model.cfg.contract(),
         "training": {"recipe": recipe, "steps_done": step, "hardware": hardware,
-                     "seconds": round(seconds, 1), "final_losses": last},
+                     "seconds": round(seconds, 1), "final_losses": last, **(extra or {})},
         "style_image": {"file": Path(cfg.style).name, "licence": cfg.style_licence},
         "metrics": {},
     }, files=["weights.safetensors", "style.jpg"])
 
 
+def write_samples(path: Path, model, photos: torch.Tensor) -> None:
+    """Rows: the fixed sample photos, then the model's outputs for them (a JPEG per checkpoint)."""
+    with torch.no_grad():
+        outs = model(photos).float().clamp(0, 1)
+    as_bgr = lambda t: [np.ascontiguousarray((i.permute(1, 2, 0).cpu().numpy()[:, :, ::-1] * 255).round()  # noqa: E731
+                                             .astype(np.uint8)) for i in t]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = image_grid([as_bgr(photos), as_bgr(outs)], ["photos", "step " + path.stem.split("_")[-1]],
+                      height=photos.shape[2], label_first_row=False)
+    atomic_write_bytes(path, cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes())
+
+
+def _sample_photos(data: ContentImages, size: int, count: int = 4) -> torch.Tensor:
+    """Centre crops of the first photos: the same every checkpoint, so the sample grids compare."""
+    crops = []
+    for img in data.images[:count]:
+        y, x = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+        crops.append(np.ascontiguousarray(img[y:y + size, x:x + size]))
+    return to_batch(crops)
+
+
+class Distiller:
+    """Match a trained teacher's output (pixels) and its VGG16 relu3_3 features."""
+
+    def __init__(self, teacher: str, vgg: VGG16Features, device: torch.device, weights: LossWeights):
+        self.teacher = load_generator(resolve(teacher)).eval().to(device)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.vgg, self.w = vgg, weights
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            t = self.teacher(x).float().clamp(0, 1)
+            ft = self.vgg(t)["relu3_3"].float() if self.w.distill_feature else None
+        loss = self.w.distill_pixel * torch.nn.functional.mse_loss(y.float(), t)
+        if self.w.distill_feature:
+            loss = loss + self.w.distill_feature * torch.nn.functional.mse_loss(self.vgg(y)["relu3_3"].float(), ft)
+        return loss
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
-    out = Path(cfg.out)
+    world = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, world, progress and world.main)
+    finally:
+        distributed.teardown(world)
+
+
+def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
+    out, device = Path(cfg.out), world.device
     out.mkdir(parents=True, exist_ok=True)
-    device = _device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    rng = np.random.default_rng(cfg.seed + world.rank)  # different crops on every rank
 
     data = ContentImages(cfg.content, cfg.size, cfg.content_limit)
     vgg = VGG16Features(cfg.vgg).to(device)
     style = to_batch([read_rgb(cfg.style, max_side=cfg.style_size)]).to(device)
     loss_fn = PerceptualLoss(vgg, style, cfg.weights)
-    model = build_generator(cfg.arch)
-    if cfg.init:
-        model = load_generator(resolve(cfg.init)).train()
-    model = model.to(device)
+    model = (load_generator(resolve(cfg.init)).train() if cfg.init else build_generator(cfg.arch)).to(device)
+    net = model  # the plain module: saved, sampled, exported
+    if world.size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
+                                                          else None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    adversary = Adversary(cfg.gan, device, cfg.d_lr, cfg.spectral_norm, cfg.r1) if cfg.gan else None
+    distiller = Distiller(cfg.teacher, vgg, device, cfg.weights) if cfg.teacher else None
     ckpt = Checkpoint(out)
-    step = ckpt.load(model, opt, rng) if cfg.resume and ckpt.path.is_file() else 0
-    if cfg.resume and step == 0:
+    step = ckpt.load(net, opt, rng, world, adversary) if cfg.resume and ckpt.path.is_file() else 0
+    if cfg.resume and step == 0 and world.main:
         print(f"no checkpoint at {ckpt.path}; starting from step 0")
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     log_path = out / ".train" / "log.csv"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     new_log = not log_path.exists() or step == 0
-    hardware, t0, last = _hardware(device), time.time(), {}
+    hardware, t0, last = _hardware(world), time.time(), {}
+    samples = _sample_photos(data, cfg.size).to(device)
     model.train()
-    with open(log_path, "w" if new_log else "a", newline="") as logf, \
-            tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {out.name}") as bar:
+    logf = open(log_path, "w" if new_log else "a", newline="") if world.main else io.StringIO()
+    with logf, tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {out.name}") as bar:
         log = csv.writer(logf)
         if new_log:
             log.writerow(["step", *LOGGED, "seconds"])
@@ -155,34 +229,56 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             with amp:
                 y = model(x)
                 parts = loss_fn(y, x)
+                extra = {}
                 if cfg.weights.temporal:
-                    parts["temporal"] = temporal_loss(model, x, y, rng)
-                    parts["total"] = parts["total"] + cfg.weights.temporal * parts["temporal"]
+                    extra["temporal"] = (cfg.weights.temporal, temporal_loss(model, x, y, rng))
+                if adversary:
+                    extra["gan"] = (cfg.weights.gan, adversary.generator_loss(y))
+                if distiller:
+                    extra["distill"] = (1.0, distiller(x, y))
+                for name, (weight, value) in extra.items():
+                    parts[name] = value
+                    parts["total"] = parts["total"] + weight * value
             opt.zero_grad(set_to_none=True)
             parts["total"].backward()
             opt.step()
+            stats = {}
+            if adversary:
+                stats = adversary.step(style_patches(style, cfg.size, cfg.batch, rng), y)
+                distributed.average_gradients(adversary.disc, world)  # no-op on one process
+                stats["diversity"] = diversity(y, x)
             step += 1
             bar.update()
-            if step % 20 == 0 or step == cfg.steps:
-                last = {k: round(v.item(), 6) for k, v in parts.items()}
+            if step % 20 == 0 or step == cfg.steps or step == 1:
+                last = {k: round(v.item(), 6) for k, v in parts.items()} | {k: round(v, 6) for k, v in stats.items()}
                 log.writerow([step, *(last.get(k, 0.0) for k in LOGGED), round(time.time() - t0, 1)])
                 bar.set_postfix(style=f"{last['style']:.3g}", content=f"{last['content']:.3g}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 logf.flush()
-                ckpt.save(model, opt, step, rng)
-                model.eval()
-                write_bundle(cfg, model, step, hardware, time.time() - t0, last)
-                model.train()
+                ckpt.save(net, opt, step, rng, world, adversary)
+                identical = distributed.replicas_identical(net, world) if world.size > 1 else None
+                if world.main:
+                    net.eval()
+                    write_samples(out / ".train" / "samples" / f"step_{step:06d}.jpg", net, samples)
+                    dist_info = {"distributed": {"world_size": world.size, "backend": world.backend,
+                                                 "replicas_identical": identical}} if world.size > 1 else {}
+                    write_bundle(cfg, net, step, hardware, time.time() - t0, last, dist_info)
+                    net.train()
     return out
 
 
 def main(args: argparse.Namespace) -> None:
     weights = LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight,
-                          temporal=args.temporal_weight)
+                          temporal=args.temporal_weight, gan=args.gan_weight, distill_pixel=args.distill_weight,
+                          distill_feature=args.distill_feature_weight)
     cfg = TrainConfig(style=args.style, content=args.content, out=args.out, arch=args.arch, steps=args.steps,
                       size=args.size, style_size=args.style_size, batch=args.batch, lr=args.lr, seed=args.seed,
                       weights=weights, vgg=args.vgg, device=args.device, checkpoint_every=args.checkpoint_every,
                       name=args.name, title=args.title, style_licence=args.style_licence,
-                      content_limit=args.content_limit, init=args.init, resume=args.resume)
+                      content_limit=args.content_limit, init=args.init, resume=args.resume, gan=args.gan,
+                      spectral_norm=args.stabilizer in ("sn", "both"),
+                      r1=args.r1 if args.stabilizer in ("r1", "both") else 0.0, d_lr=args.d_lr,
+                      teacher=args.teacher)
     out = train(cfg)
-    print(f"bundle written: {out} (next: stylecam export {out})")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"bundle written: {out} (next: stylecam export {out})")

@@ -250,6 +250,11 @@ def cmd_bench(args) -> None:
         print(f"saved {results.save_run(rows, device)}")
 
 
+def _label(bundle, spec: str, taken) -> str:
+    """The bundle's name, or with its folder when two compared bundles share a name."""
+    return bundle.name if bundle.name not in taken else f"{bundle.name} ({Path(spec).name})"
+
+
 def cmd_eval_video(args) -> None:
     """Flicker: temporal warping error per style and clip (ONNX Runtime; no torch needed)."""
     import cv2
@@ -266,8 +271,9 @@ def cmd_eval_video(args) -> None:
         strips[clip] = {}
         for spec in args.bundles:
             stylizer = Stylizer(spec, threads=args.threads)
-            raw, strips[clip][spec] = measure_flicker(stylizer, frames)
-            line = (f"{stylizer.style:<16}{Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
+            label = _label(stylizer.bundle, spec, strips[clip])
+            raw, strips[clip][label] = measure_flicker(stylizer, frames)
+            line = (f"{label:<16}{Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
                     f"{raw['warping_error']:>10.5f}{raw['relative']:>10.3f}")
             if args.smoothing:
                 stylizer.smoothing = args.smoothing
@@ -311,8 +317,9 @@ def cmd_eval(args) -> None:
         bundle = resolve(spec)
         original = Path(folder).parent / "styles" / bundle.manifest.get("style_image", {}).get("file", "-")
         style_image = args.style_image or (original if original.is_file() else bundle.file("style.jpg"))
-        metrics, columns[bundle.name] = evaluator.evaluate(bundle, style_image)
-        print(f"{bundle.name:<16}{bundle.manifest['architecture']['name']:<9}{metrics['content_loss']:>12.4g}"
+        label = _label(bundle, spec, columns)
+        metrics, columns[label] = evaluator.evaluate(bundle, style_image)
+        print(f"{label:<16}{bundle.manifest['architecture']['name']:<9}{metrics['content_loss']:>12.4g}"
               f"{metrics['style_distance']:>12.4g}{metrics['vgg16_kid']:>11.4f}{metrics['edge_ssim']:>11.3f}")
         if args.write_manifest:
             m = dict(bundle.manifest)
