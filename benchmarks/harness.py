@@ -114,9 +114,11 @@ def bench_style(style: str, backend: str, precision: str, sizes, threads: int | 
     load_s = time.perf_counter() - t0
     arch = stylizer.bundle.manifest.get("architecture", {})
     label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "")
+    metrics = stylizer.bundle.manifest.get("metrics", {})
+    quality = {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference") if k in metrics}
     common = {"model": label, "smoothing": smoothing, "arch": arch.get("name"), "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"), "precision": precision,
-              "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False}
+              "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False, "quality": quality}
     return [{**common, "size": list(size), **time_model(stylizer, size, **timing)} for size in sizes]
 
 

@@ -62,7 +62,12 @@ def device_slug(block: dict) -> str:
 def save_run(results: list[dict], device: dict, root: Path = RESULTS_DIR) -> Path:
     run = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "device": device, "results": results}
-    path = root / device_slug(device) / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    now = time.time()  # milliseconds in the name: runs sort by time, and two in one second both stay
+    stamp, n = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{now % 1:.3f}"[1:], 1
+    path = root / device_slug(device) / f"{stamp}.json"
+    while path.exists():
+        n += 1
+        path = path.with_name(f"{stamp}-{n}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, (json.dumps(run, indent=1) + "\n").encode())
     return path

@@ -68,6 +68,13 @@ def test_device_block_and_results_database_and_report(tmp_path):
     slug = results.device_slug(device)
     assert f"## {slug}" in text and "| wave |" in text and "32×48" in text and "64×96" in text
     assert (tmp_path / slug / "latency.png").stat().st_size > 1000
+    # a later run adds its results beside the earlier ones; a repeated case is replaced by the newer number
+    later = harness.bench_style("candy", "onnxruntime", "fp32", [(64, 96)], threads=1, warmup_s=0, iters=2)
+    results.save_run(later + rows[1:], device, root=tmp_path)
+    text = report.render(tmp_path).read_text()
+    assert "| wave |" in text and "| candy |" in text and text.count("64×96") == 2 and "32×48" in text
+    assert "speed against quality" in text  # the shipped styles carry style distances
+    assert (tmp_path / slug / "quality.png").stat().st_size > 1000
 
 
 def test_cli_bench_prints_a_table():
