@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gan-weight", type=float, default=LossWeights.gan)
     p.add_argument("--stabilizer", default="sn", choices=["sn", "r1", "both"],
                    help="discriminator stabiliser: spectral norm, R1 gradient penalty, or both")
-    p.add_argument("--r1", type=float, default=1.0, help="R1 penalty weight γ (with --stabilizer r1/both)")
+    p.add_argument("--r1", type=float, default=0.1, help="R1 penalty weight γ (with --stabilizer r1/both; 1.0 held D at chance here)")
     p.add_argument("--d-lr", type=float, default=2e-4, help="discriminator learning rate")
     p.add_argument("--teacher", help="distil from this trained bundle (e.g. a johnson model of the same style)")
     p.add_argument("--distill-weight", type=float, default=LossWeights.distill_pixel,

@@ -263,7 +263,7 @@ def cmd_eval_video(args) -> None:
     from .stylizer import Stylizer
     from .temporal import flicker_strip, measure_flicker, read_clip
 
-    print(f"{'style':<16}{'clip':<22}{'frames':>7}{'input':>10}{'stylized':>10}{'relative':>10}"
+    print(f"{'style':<16} {'clip':<22}{'frames':>7}{'input':>10}{'stylized':>10}{'relative':>10}"
           + (f"{'smoothed':>10}" if args.smoothing else ""))
     strips = {}
     for clip in args.video:
@@ -273,7 +273,7 @@ def cmd_eval_video(args) -> None:
             stylizer = Stylizer(spec, threads=args.threads)
             label = _label(stylizer.bundle, spec, strips[clip])
             raw, strips[clip][label] = measure_flicker(stylizer, frames)
-            line = (f"{label:<16}{Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
+            line = (f"{label:<16} {Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
                     f"{raw['warping_error']:>10.5f}{raw['relative']:>10.3f}")
             if args.smoothing:
                 stylizer.smoothing = args.smoothing
@@ -311,7 +311,7 @@ def cmd_eval(args) -> None:
     pattern = "*" if args.photos else "bsds_val_*"
     photos = images(folder, args.count, max_side=args.size, pattern=pattern)
     evaluator = Evaluator(photos, vgg=args.vgg)
-    print(f"{'style':<16}{'arch':<9}{'content':>12}{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
+    print(f"{'style':<16} {'arch':<9}{'content':>12}{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
     columns = {}
     for spec in args.bundles:
         bundle = resolve(spec)
@@ -319,7 +319,7 @@ def cmd_eval(args) -> None:
         style_image = args.style_image or (original if original.is_file() else bundle.file("style.jpg"))
         label = _label(bundle, spec, columns)
         metrics, columns[label] = evaluator.evaluate(bundle, style_image)
-        print(f"{label:<16}{bundle.manifest['architecture']['name']:<9}{metrics['content_loss']:>12.4g}"
+        print(f"{label:<16} {bundle.manifest['architecture']['name']:<9}{metrics['content_loss']:>12.4g}"
               f"{metrics['style_distance']:>12.4g}{metrics['vgg16_kid']:>11.4f}{metrics['edge_ssim']:>11.3f}")
         if args.write_manifest:
             m = dict(bundle.manifest)
