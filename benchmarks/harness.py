@@ -115,7 +115,8 @@ def bench_style(style: str, backend: str, precision: str, sizes, threads: int | 
     arch = stylizer.bundle.manifest.get("architecture", {})
     label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "")
     metrics = stylizer.bundle.manifest.get("metrics", {})
-    quality = {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference") if k in metrics}
+    quality = {} if smoothing else {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference")
+                                    if k in metrics}  # smoothing changes the frames: those metrics do not apply
     common = {"model": label, "smoothing": smoothing, "arch": arch.get("name"), "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"), "precision": precision,
               "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False, "quality": quality}

@@ -46,10 +46,15 @@ def _row_key(r: dict) -> tuple:
     return (r["model"], r["precision"], r["backend"]["backend"], tuple(r["size"]), r.get("smoothing", 0.0))
 
 
+def _style_distance(r: dict) -> float | None:
+    """The bundle's measured style distance; None for peers and smoothed runs (not what was measured)."""
+    return None if r.get("smoothing") else (r.get("quality") or {}).get("style_distance")
+
+
 def _quality_plot(rows: list[dict], path: Path, title: str) -> bool:
     """Speed against quality at 480×640 (else the largest frame measured): one series per style image (style
     distances of different paintings are not comparable). False when no result carries quality metrics."""
-    rated = [r for r in rows if "style_distance" in (r.get("quality") or {})]
+    rated = [r for r in rows if _style_distance(r) is not None]
     if not rated:
         return False
     sizes = {tuple(r["size"]) for r in rated}
@@ -58,7 +63,7 @@ def _quality_plot(rows: list[dict], path: Path, title: str) -> bool:
     for r in rated:
         q = r["quality"]
         if tuple(r["size"]) == size:
-            points[q.get("style_reference", "?")].append((r["end_to_end_ms"]["median"], q["style_distance"],
+            points[q.get("style_reference", "?")].append((r["end_to_end_ms"]["median"], _style_distance(r),
                                                           f"{r['arch']} {r['precision']}"))
     import matplotlib.pyplot as plt  # _plot has checked and configured matplotlib
 
@@ -102,7 +107,7 @@ def render(root: Path = RESULTS_DIR) -> Path:
             stages = " / ".join(f"{s[k]['median']:.1f}" if k in s else "–" for k in ("pre", "infer", "post"))
             stages += f" + smooth {s['smooth']['median']:.1f}" if "smooth" in s else ""
             flag = " ⚠" if r["unstable"] else ""
-            q = (r.get("quality") or {}).get("style_distance")
+            q = _style_distance(r)
             lines.append(f"| {r['model']}{' (peer)' if r['peer'] else ''} | {r['arch']} | {r['precision']} | "
                          f"{r['backend']['backend']} | {r['size'][0]}×{r['size'][1]} | {e['median']:.1f}{flag} | "
                          f"{e['p95']:.1f} | {e['p99']:.1f} | {r['fps']:.1f} | {stages} | "

@@ -117,3 +117,12 @@ def test_two_process_ddp_run_with_gloo(content, tmp_path):
                         "--size", "64", "--batch", "1", "--resume", "--device", "cpu"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--nproc_per_node 2" in r.stderr
+
+
+def test_fine_tune_starts_from_a_bundled_style_by_name(content, tmp_path):
+    out = tmp_path / "mine"
+    quiet_train(tiny(content, out, 2, init="candy"))
+    m = load_bundle(out).manifest
+    assert m["architecture"]["name"] == "small" and m["training"]["recipe"]["init"] == "candy"
+    first = read_log(out)[0]
+    assert first["step"] == 1 and first["style"] > 0
