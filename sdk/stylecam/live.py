@@ -286,6 +286,11 @@ class Pipeline:
                     self.stop("quit")
                     break
 
+    def _label(self) -> str:
+        s, mix = self.stylizer, self.stylizer.mix
+        return (f"{s.style} {s.strength:.1f}" + (f" + {mix[0]} {mix[1]:.1f}" if mix else "")
+                + (f" smooth {s.smoothing:.1f}" if s.smoothing else ""))
+
     # -- main loop (inference) ------------------------------------------------------------------------------
     def run(self) -> PipelineStats:
         t0 = time.perf_counter()
@@ -303,7 +308,7 @@ class Pipeline:
                     break
                 original = self.controls is not None and self.controls.show_original
                 frame.stylized = frame.image if original else self.stylizer.stylize(frame.image)
-                label = f"{self.stylizer.style} {self.stylizer.strength:.1f}" if self.overlay else None
+                label = self._label() if self.overlay else None
                 view = compose(frame, self.side_by_side, label, original)
                 if not self._frames_out.put((view, frame)):
                     break
