@@ -3,6 +3,7 @@
 # usage: scripts/train_styles.sh CONTENT_DIR STYLES_DIR OUT_DIR [STEPS] [extra stylecam-train flags...]
 # Each bundle is written at every checkpoint, so a run cut short by $TRAIN_TIMEOUT still leaves a usable one
 # (its manifest says how many steps it got); rerun with --resume to continue.
+# Video stability: add --temporal-weight 5e6 (measured in the README; the shipped styles predate it).
 set -u
 content=$1 styles=$2 out=$3 steps=${4:-6000}
 shift $(( $# < 4 ? $# : 4 ))
