@@ -35,12 +35,14 @@ class PerceptualLoss(torch.nn.Module):
         return sum(F.mse_loss(gram(feats[k]), self.targets[k].expand(feats[k].shape[0], -1, -1))
                    for k in self.w.style_layers)
 
-    def forward(self, stylized: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, stylized: torch.Tensor, content: torch.Tensor,
+                features: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """``features``: VGG features of ``stylized`` when the caller has them already (one pass per step)."""
         tv = total_variation(stylized.float())
         if not (self.w.content or self.w.style):  # e.g. pure distillation: no VGG pass at all
             zero = tv.new_zeros(())
             return {"content": zero, "style": zero, "tv": tv, "total": self.w.tv * tv}
-        fy = self.vgg(stylized)
+        fy = features if features is not None else self.vgg(stylized)
         with torch.no_grad():
             fx = self.vgg(content)[self.w.content_layer]
         parts = {"content": F.mse_loss(fy[self.w.content_layer].float(), fx.float()),

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-weight", type=float, default=LossWeights.style)
     p.add_argument("--tv-weight", type=float, default=LossWeights.tv)
     p.add_argument("--temporal-weight", type=float, default=LossWeights.temporal,
-                   help="video stability loss weight (0 = off; 2e6 is a good start at the shipped recipe)")
+                   help="video stability loss weight (0 = off; 5e6 measured best, see the README)")
     p.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint-every", type=int, default=200)

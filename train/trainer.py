@@ -171,13 +171,14 @@ class Distiller:
             p.requires_grad_(False)
         self.vgg, self.w = vgg, weights
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, features: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        """``features``: the VGG features of ``y`` (needed when the feature term is on)."""
         with torch.no_grad():
             t = self.teacher(x).float().clamp(0, 1)
             ft = self.vgg(t)["relu3_3"].float() if self.w.distill_feature else None
         loss = self.w.distill_pixel * torch.nn.functional.mse_loss(y.float(), t)
         if self.w.distill_feature:
-            loss = loss + self.w.distill_feature * torch.nn.functional.mse_loss(self.vgg(y)["relu3_3"].float(), ft)
+            loss = loss + self.w.distill_feature * torch.nn.functional.mse_loss(features["relu3_3"].float(), ft)
         return loss
 
 
@@ -207,6 +208,8 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     adversary = Adversary(cfg.gan, device, cfg.d_lr, cfg.spectral_norm, cfg.r1) if cfg.gan else None
     distiller = Distiller(cfg.teacher, vgg, device, cfg.weights) if cfg.teacher else None
+    w = cfg.weights
+    needs_features = bool(w.content or w.style or (distiller and w.distill_feature))
     ckpt = Checkpoint(out)
     step = ckpt.load(net, opt, rng, world, adversary) if cfg.resume and ckpt.path.is_file() else 0
     if cfg.resume and step == 0 and world.main:
@@ -228,14 +231,15 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
             x = data.sample(cfg.batch, rng).to(device, non_blocking=True)
             with amp:
                 y = model(x)
-                parts = loss_fn(y, x)
+                features = vgg(y) if needs_features else None  # one VGG pass, shared by the loss terms
+                parts = loss_fn(y, x, features)
                 extra = {}
                 if cfg.weights.temporal:
                     extra["temporal"] = (cfg.weights.temporal, temporal_loss(model, x, y, rng))
                 if adversary:
                     extra["gan"] = (cfg.weights.gan, adversary.generator_loss(y))
                 if distiller:
-                    extra["distill"] = (1.0, distiller(x, y))
+                    extra["distill"] = (1.0, distiller(x, y, features))
                 for name, (weight, value) in extra.items():
                     parts[name] = value
                     parts["total"] = parts["total"] + weight * value
