@@ -37,12 +37,12 @@ def test_kid_is_zero_for_the_same_distribution_and_grows_with_a_shift():
 
 
 def test_cli_eval_writes_a_contact_sheet(tmp_path):
+    photos = images(shared("content"), 2, max_side=128, pattern="bsds_val_*")  # skips without the shared data
     sheet = tmp_path / "sheet.png"
     r = subprocess.run([sys.executable, "-m", "stylecam.cli", "eval", "candy", "wave", "--count", "2", "--size",
                         "128", "--sheet", str(sheet)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "candy" in r.stdout and "VGG16-KID" in r.stdout
     img = cv2.imread(str(sheet))
-    photos = images(shared("content"), 2, max_side=128, pattern="bsds_val_*")
     widest = max(3 * round(p.shape[1] * 160 / p.shape[0]) for p in photos)  # columns: photo + 2 styles
     assert img.shape[:2] == (2 * 160, widest)  # rows: photos
