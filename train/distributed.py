@@ -40,6 +40,15 @@ def setup(device: str = "auto") -> World:
     return World(dist.get_rank(), size, torch.device(f"cuda:{local}" if cuda else "cpu"))
 
 
+def finish(world: World) -> None:
+    """Every rank waits here until rank 0 has written its files, so that all leave the group together.
+
+    A rank that tore its gloo group down while rank 0 was still busy once died at exit with SIGABRT in CI.
+    """
+    if world.size > 1:
+        dist.barrier()
+
+
 def teardown(world: World) -> None:
     if world.size > 1:
         dist.destroy_process_group()

@@ -185,7 +185,9 @@ class Distiller:
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     world = distributed.setup(cfg.device)
     try:
-        return _train(cfg, world, progress and world.main)
+        out = _train(cfg, world, progress and world.main)
+        distributed.finish(world)  # not in `finally`: after a failure on one rank the others would wait forever
+        return out
     finally:
         distributed.teardown(world)
 
