@@ -57,8 +57,12 @@ def padded_size(h: int, w: int, stride: int, margin: int = 0) -> tuple[int, int]
     return -(-(h + 2 * margin) // stride) * stride, -(-(w + 2 * margin) // stride) * stride
 
 
-def to_tensor(bgr: np.ndarray, stride: int, margin: int = 0, dtype=np.float32) -> np.ndarray:
-    """BGR8 H×W×3 → RGB 1×3×H'×W' in [0, 1], reflect-padded by margin and to the stride multiple."""
+def to_tensor(bgr: np.ndarray, stride: int, margin: int = 0, dtype=np.float32,
+              size: tuple[int, int] | None = None) -> np.ndarray:
+    """BGR8 H×W×3 → RGB 1×3×H'×W' in [0, 1], resized to ``size`` (H, W; bilinear) when given, then
+    reflect-padded by margin and to the stride multiple."""
+    if size is not None and tuple(size) != bgr.shape[:2]:
+        bgr = cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     h, w = bgr.shape[:2]
     ph, pw = padded_size(h, w, stride, margin)
     # Pad the small uint8 image first, then one pass of channel flip, transpose and scale.
@@ -67,6 +71,12 @@ def to_tensor(bgr: np.ndarray, stride: int, margin: int = 0, dtype=np.float32) -
         bgr = np.pad(bgr, ((margin, ph - h - margin), (margin, pw - w - margin), (0, 0)), mode="symmetric")
     chw = bgr[:, :, ::-1].transpose(2, 0, 1)
     return (chw[None].astype(dtype) * dtype(1 / 255))
+
+
+def nv12_to_bgr(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """NV12 planes (H×W luma, H/2×W/2×2 interleaved chroma) → BGR8, BT.601 limited range as OpenCV converts."""
+    h, w = y.shape
+    return cv2.cvtColor(np.concatenate([y, uv.reshape(h // 2, w)]), cv2.COLOR_YUV2BGR_NV12)
 
 
 def crop_output(out: np.ndarray, h: int, w: int, margin: int = 0) -> np.ndarray:

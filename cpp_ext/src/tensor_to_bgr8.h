@@ -1,0 +1,14 @@
+// Network output → BGR8 frame: crop, clamp, strength blend with the original frame and rounding, in one pass.
+#pragma once
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "stylecam_ops.h"
+
+namespace stylecam {
+
+template <typename T>
+cudaError_t launch_tensor_to_bgr8(const T* src, stylecam_geometry g, const uint8_t* original, size_t original_pitch,
+                                  uint8_t* dst, size_t dst_pitch, float strength, cudaStream_t stream);
+
+}  // namespace stylecam
