@@ -82,3 +82,27 @@ def test_cli_bench_prints_a_table():
                         "--warmup", "0", "--threads", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "candy" in r.stdout and "32x48" in r.stdout and "median ms" in r.stdout
+
+
+def test_kernel_benchmark_rows_and_their_report_table(tmp_path):
+    from stylecam.benchmarks import kernels
+
+    rows = kernels.cpu_rows((36, 54), iters=2)
+    assert [r["op"] for r in rows] == ["bgr8_to_tensor", "nv12_to_tensor", "tensor_to_bgr8"]
+    assert all(r["path"] == "numpy" and r["ms"]["median"] > 0 and r["gb_s"] > 0 for r in rows)
+    # bytes moved, e.g. BGR8 in (3 B/px) + the padded fp32 tensor out
+    g = kernels.ops.geometry(36, 54, kernels.STRIDE, kernels.MARGIN)
+    assert kernels._bytes("bgr8_to_tensor", 36, 54, 4) == 3 * 36 * 54 + 12 * g.out_h * g.out_w
+    results.save_run(rows, results.device_block(), root=tmp_path)
+    text = report.render(tmp_path).read_text()
+    assert "Pre/post-processing alone" in text and "| tensor_to_bgr8 | numpy | fp32 | 36×54 |" in text
+    assert "| model |" not in text  # no model rows: no empty model table
+
+
+def test_cli_bench_kernels_names_the_active_path():
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "kernels", "--sizes", "36x54"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from stylecam import ops
+
+    assert f"pre/post-processing path: {ops.backend().name}" in r.stdout and "nv12_to_tensor" in r.stdout

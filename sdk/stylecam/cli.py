@@ -30,8 +30,11 @@ def cmd_styles(args) -> None:
 def cmd_backends(args) -> None:
     from .backends import available
 
+    from .ops import backend
+
     for name, status in available().items():
         print(f"{name:<12} {'ok' if status['ok'] else 'unavailable: ' + status['why']}")
+    print(f"{'pre/post':<12} {backend().name}: {backend().reason}")
 
 
 def _look(args):
@@ -228,7 +231,9 @@ def cmd_bench(args) -> None:
     if args.action == "report":
         print(f"wrote {report.render()}")
         return
-    sizes = _sizes(args.sizes)
+    if args.action == "kernels":
+        return bench_kernels(args)
+    sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
     rows = []
     for style in args.models.split(","):
@@ -248,6 +253,21 @@ def cmd_bench(args) -> None:
               f"{r['end_to_end_ms']['p95']:>9.2f}{r['fps']:>8.1f}{warn}")
     if args.save:
         print(f"saved {results.save_run(rows, device)}")
+
+
+def bench_kernels(args) -> None:
+    from stylecam import ops
+    from stylecam.benchmarks import kernels, results
+
+    print(f"pre/post-processing path: {ops.backend().name} ({ops.backend().reason})")
+    rows = [r for size in _sizes(args.sizes or "1080x1920") for r in kernels.bench_kernels(size)]
+    print(f"{'op':<16}{'path':<7}{'dtype':<6}{'frame':>11}{'median ms':>11}{'GB/s':>9}{'of copy':>9}")
+    for r in rows:
+        share = f"{r['of_copy']:.0%}" if r["of_copy"] else "–"
+        print(f"{r['op']:<16}{r['path']:<7}{r['dtype']:<6}{'{}x{}'.format(*r['size']):>11}"
+              f"{r['ms']['median']:>11.3f}{r['gb_s']:>9.1f}{share:>9}")
+    if args.save:
+        print(f"saved {results.save_run(rows, results.device_block())}")
 
 
 def _label(bundle, spec: str, taken) -> str:
@@ -392,11 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="latency per model, backend, precision and frame size; 'report' "
                            "renders benchmarks/results/README.md")
-    bench.add_argument("action", nargs="?", default="run", choices=["run", "report"])
+    bench.add_argument("action", nargs="?", default="run", choices=["run", "report", "kernels"],
+                       help="run: models; kernels: pre/post-processing (CUDA kernels against a device copy, and the "
+                       "CPU path) at --sizes (default 1080x1920); report: render the results database")
     bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
     bench.add_argument("--backends", default="onnxruntime")
     bench.add_argument("--precisions", default="fp32")
-    bench.add_argument("--sizes", default="480x640,720x1280")
+    bench.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280; kernels: 1080x1920)")
     bench.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
                        help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc)")
     bench.add_argument("--smoothing", default="0", help="comma list of runtime smoothing amounts to time "

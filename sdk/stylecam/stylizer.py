@@ -166,26 +166,33 @@ class Stylizer:
         alpha = check_strength(self._strength if strength is None else strength)
         bgr, extra = split_alpha(frame)
         if alpha == 0.0:
-            out = bgr.copy()
-        else:
-            with self._lock:
-                bundle, backend, mix = self._bundle, self._backend, self._mix
-            h, w = bgr.shape[:2]
-            with self.timer("pre"):
-                x = to_tensor(bgr, bundle.stride, bundle.margin)
-            with self.timer("infer"):
-                y = crop_output(backend.infer(x), h, w, bundle.margin)
-                if mix:
-                    other, other_backend, amount = mix
-                    if (other.stride, other.margin) != (bundle.stride, bundle.margin):
-                        x = to_tensor(bgr, other.stride, other.margin)
-                    y2 = crop_output(other_backend.infer(x), h, w, other.margin)
-                    y = (1.0 - amount) * np.clip(y, 0.0, 1.0) + amount * np.clip(y2, 0.0, 1.0)  # mix the images
-            with self.timer("post"):
-                out = to_bgr8(y, bgr, alpha)
-            if self._smoother:
-                with self.timer("smooth"):
-                    out = self._smoother(bgr, out)
+            return self._finish(bgr, bgr.copy(), extra, smooth=False)
+        with self._lock:
+            bundle, backend, mix = self._bundle, self._backend, self._mix
+        h, w = bgr.shape[:2]
+        if getattr(backend, "device_ops", False) and not mix:  # TensorRT with cpp_ext: one trip to the GPU
+            with self.timer("device"):
+                out = backend.stylize_frame(bgr, alpha, bundle.stride, bundle.margin)
+            return self._finish(bgr, out, extra)
+        with self.timer("pre"):
+            x = to_tensor(bgr, bundle.stride, bundle.margin)
+        with self.timer("infer"):
+            y = crop_output(backend.infer(x), h, w, bundle.margin)
+            if mix:
+                other, other_backend, amount = mix
+                if (other.stride, other.margin) != (bundle.stride, bundle.margin):
+                    x = to_tensor(bgr, other.stride, other.margin)
+                y2 = crop_output(other_backend.infer(x), h, w, other.margin)
+                y = (1.0 - amount) * np.clip(y, 0.0, 1.0) + amount * np.clip(y2, 0.0, 1.0)  # mix the images
+        with self.timer("post"):
+            out = to_bgr8(y, bgr, alpha)
+        return self._finish(bgr, out, extra)
+
+    def _finish(self, bgr: np.ndarray, out: np.ndarray, extra: np.ndarray | None, smooth: bool = True) -> np.ndarray:
+        """Runtime smoothing, then the alpha channel back on."""
+        if smooth and self._smoother:
+            with self.timer("smooth"):
+                out = self._smoother(bgr, out)
         return out if extra is None else np.concatenate([out, extra], axis=2)
 
     __call__ = stylize

@@ -1,0 +1,106 @@
+"""Pre/post-processing throughput at one frame size (1080p by default).
+
+The CPU path (frames.py: NumPy/OpenCV) is timed everywhere. Where cpp_ext's kernels run (``ops.backend()`` is
+"cuda", with torch for device buffers and CUDA events), each kernel's effective bandwidth (bytes it must read and
+write / time) is set against a device-to-device copy measured in the same run: the ceiling for a one-pass kernel.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from stylecam import frames, ops
+from stylecam.timing import summarize
+
+STRIDE, MARGIN = 4, 16  # the shipped bundles' contract
+
+
+def _bytes(op: str, h: int, w: int, itemsize: int) -> int:
+    """What a kernel must move: its reads plus its writes."""
+    g = ops.geometry(h, w, STRIDE, MARGIN)
+    tensor = 3 * g.out_h * g.out_w * itemsize
+    return {"bgr8_to_tensor": 3 * h * w + tensor, "nv12_to_tensor": h * w * 3 // 2 + tensor,
+            "tensor_to_bgr8": 3 * h * w * itemsize + 2 * 3 * h * w}[op]
+
+
+def _row(op: str, path: str, dtype: str, size, ms: list[float], nbytes: int, copy_gb_s: float | None) -> dict:
+    stats = summarize(ms)
+    gb_s = nbytes / stats["median"] / 1e6
+    return {"kind": "kernel", "op": op, "path": path, "dtype": dtype, "size": list(size), "ms": stats,
+            "gb_s": round(gb_s, 2), "copy_gb_s": copy_gb_s and round(copy_gb_s, 2),
+            "of_copy": copy_gb_s and round(gb_s / copy_gb_s, 3)}
+
+
+def _time_cpu(fn, iters: int) -> list[float]:
+    fn()
+    out = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def cpu_rows(size=(1080, 1920), iters: int = 20) -> list[dict]:
+    h, w = size
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    y, uv = rng.integers(0, 256, (h, w), dtype=np.uint8), rng.integers(0, 256, (h // 2, w // 2, 2), dtype=np.uint8)
+    out = frames.to_tensor(bgr, STRIDE, MARGIN)
+    cases = {"bgr8_to_tensor": lambda: frames.to_tensor(bgr, STRIDE, MARGIN),
+             "nv12_to_tensor": lambda: frames.to_tensor(frames.nv12_to_bgr(y, uv), STRIDE, MARGIN),
+             "tensor_to_bgr8": lambda: frames.from_tensor(out, bgr, 0.5, MARGIN)}
+    return [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), _bytes(op, h, w, 4), None)
+            for op, fn in cases.items()]
+
+
+def _time_gpu(torch, fn, iters: int) -> list[float]:
+    """ms per call, from CUDA events around batches of 10 calls queued behind a GPU spin, so the events time the
+    GPU's work and not Python's launch overhead (a 1080p kernel takes tens of µs on a large GPU)."""
+    for _ in range(10):
+        fn()
+    out = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(20_000_000)
+        start.record()
+        for _ in range(10):
+            fn()
+        end.record()
+        end.synchronize()
+        out.append(start.elapsed_time(end) / 10)
+    return out
+
+
+def gpu_rows(size=(1080, 1920), iters: int = 50) -> list[dict]:
+    """Kernel rows with the copy bandwidth of the same run; empty where the kernels cannot run."""
+    if ops.backend().name != "cuda":
+        return []
+    import torch
+
+    h, w = size
+    g = ops.geometry(h, w, STRIDE, MARGIN)
+    stream = torch.cuda.current_stream().cuda_stream
+    bgr = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, device="cuda")
+    y = torch.randint(0, 256, (h, w), dtype=torch.uint8, device="cuda")
+    uv = torch.randint(0, 256, (h // 2, w // 2, 2), dtype=torch.uint8, device="cuda")
+    result = torch.empty_like(bgr)
+    a = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    copy_ms = summarize(_time_gpu(torch, lambda: b.copy_(a), iters))["median"]
+    copy_gb_s = 2 * a.numel() / copy_ms / 1e6  # read + write, counted as the kernels are
+    rows = []
+    for dtype in (torch.float32, torch.float16):
+        t = torch.rand((1, 3, g.out_h, g.out_w), device="cuda").to(dtype)
+        name, itemsize = ("fp32", 4) if dtype == torch.float32 else ("fp16", 2)
+        cases = {"bgr8_to_tensor": lambda: ops.bgr8_to_tensor(bgr, t, g, stream),
+                 "nv12_to_tensor": lambda: ops.nv12_to_tensor(y, uv, t, g, stream),
+                 "tensor_to_bgr8": lambda: ops.tensor_to_bgr8(t, g, bgr, result, 0.5, stream)}
+        rows += [_row(op, "cuda", name, size, _time_gpu(torch, fn, iters), _bytes(op, h, w, itemsize), copy_gb_s)
+                 for op, fn in cases.items()]
+    return rows
+
+
+def bench_kernels(size=(1080, 1920)) -> list[dict]:
+    return cpu_rows(size) + gpu_rows(size)
