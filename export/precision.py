@@ -4,8 +4,11 @@ FP16: every float tensor inside the network, through ONNX Runtime's converter. I
 an FP16 input alone cost mosaic 11 dB (54.7 → 43.4 dB PSNR), since its hard tile edges amplify input rounding.
 INT8: ONNX Runtime's static quantizer in Q/DQ form. Weights are symmetric per channel, activations symmetric,
 and biases are left in float (TensorRT-RTX builds Q/DQ only that way; PLATFORM.md). Calibration runs on content
-photos with MinMax, Entropy or Percentile. If INT8 misses the gate, the first and last convolutions (the
-sensitive ones: raw pixels in, pixels out) stay in float and it is measured again. The result says so.
+photos with MinMax, Entropy or Percentile. If INT8 misses the gate, a growing tail of the graph (the decoder) stays
+in float until it passes or the search runs out, and the record says how much stayed in float. The decoder goes
+first because its activations span the widest range: up to ±220 in candy, against ±1 at the input. A torch
+simulation of candy bears this out. INT8 weights alone keep 40 dB. Per-tensor INT8 activations in any single
+layer cost little. INT8 activations in the last five convolutions take the output from 30 to 20 dB.
 """
 from __future__ import annotations
 
@@ -141,11 +144,50 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
                                    "CalibPercentile": 99.99})
 
 
-def _edge_convs(path: Path) -> list[str]:
+def conv_macs(path: Path, size: int = 256) -> dict[str, int]:
+    """Every convolution's MACs for a size×size input, in graph order (encoder first), by ONNX shape inference."""
     import onnx
 
-    convs = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
-    return [convs[0], convs[-1]]
+    model = onnx.load(str(path))
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3, size, size)):
+        dim.dim_value = value  # replaces the symbolic H and W
+    model = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*model.graph.value_info, *model.graph.output]}
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    return {n.name: int(np.prod(shapes[n.output[0]])) * int(np.prod(weights[n.input[1]][1:]))
+            for n in model.graph.node if n.op_type == "Conv"}
+
+
+def float_tails(n: int) -> list[int]:
+    """How many trailing convolutions to keep in float, try by try: 2, 3, 4, 6, 9, 14, … (about ×1.5), under n."""
+    tails, k = [], 2
+    while k < n:
+        tails.append(k)
+        k = max(k + 1, round(k * 1.5))
+    return tails
+
+
+def _int8_with_float_tail(bundle: Bundle, out: Path, calib_photos, method: str, eval_photos,
+                          everywhere: dict) -> dict:
+    """Keep more of the decoder in float until the gate passes (or the tails run out); the last try stays in out."""
+    import onnx
+
+    fp32 = bundle.model_file("fp32")
+    nodes = [n.name for n in onnx.load(str(fp32)).graph.node]
+    macs = conv_macs(fp32)
+    convs, search = list(macs), [{"float_convs": 0, "psnr_db": everywhere["psnr_db"]}]
+    for k in float_tails(len(convs)):
+        # every node from that convolution on: residual adds and upsampling too, not only the convolutions
+        make_int8(bundle, out, calib_photos, method, exclude=nodes[nodes.index(convs[-k]):])
+        accuracy = compare(bundle, out, eval_photos)
+        search.append({"float_convs": k, "psnr_db": accuracy["psnr_db"]})
+        if accuracy["psnr_db"] >= GATE_DB["int8"]:
+            break
+    return {"accuracy": accuracy, "mixed_precision": {
+        "float_from": convs[-k], "float_convs": k, "of_convs": len(convs),
+        "int8_mac_share": round(sum(macs[c] for c in convs[:-k]) / sum(macs.values()), 3),
+        "int8_everywhere_psnr_db": everywhere["psnr_db"], "search": search}}
 
 
 def check_gate(name: str, precision: str, accuracy: dict) -> None:
@@ -172,11 +214,7 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
                       scheme="symmetric, per-channel weights, float bias")
     record["accuracy"] = compare(bundle, out, eval_photos)
     if precision == "int8" and record["accuracy"]["psnr_db"] < GATE_DB["int8"]:
-        first_try = record["accuracy"]
-        kept = _edge_convs(bundle.model_file("fp32"))
-        make_int8(bundle, out, calib_photos, method, exclude=kept)
-        record.update(mixed_precision={"kept_in_float": kept, "int8_everywhere_psnr_db": first_try["psnr_db"]},
-                      accuracy=compare(bundle, out, eval_photos))
+        record.update(_int8_with_float_tail(bundle, out, calib_photos, method, eval_photos, record["accuracy"]))
     try:
         check_gate(bundle.name, precision, record["accuracy"])
     except GateError as e:

@@ -13,8 +13,9 @@ from stylecam import Stylizer, load_bundle
 from stylecam.bundle import write_manifest
 
 pytest.importorskip("onnxruntime.quantization")
-from stylecam.export.precision import (GateError, check_gate, compare, export_variants,  # noqa: E402
-                                       extreme_inputs_finite, images, make_int8)
+from stylecam.export.precision import (GateError, build_variant, check_gate, compare,  # noqa: E402
+                                       conv_macs, export_variants, extreme_inputs_finite, float_tails, images,
+                                       make_int8)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,25 @@ def test_fp16_variant_passes_the_gate_and_runs(variants_bundle, eval_photos):
     fp16 = Stylizer(variants_bundle, backend="onnxruntime", variant="fp16").stylize(eval_photos[0])
     fp32 = Stylizer(variants_bundle, backend="onnxruntime").stylize(eval_photos[0])
     assert np.abs(fp16.astype(int) - fp32).mean() < 1.0
+
+
+def test_int8_below_the_gate_keeps_a_growing_decoder_tail_in_float(eval_photos, tmp_path):
+    from stylecam.styles import resolve
+
+    candy = resolve("candy")  # INT8 everywhere gives about 19 dB here
+    calib = images(shared("content"), 4, 256, "imagenet_*")
+    try:
+        record = build_variant(candy, "int8", tmp_path, eval_photos[:2], calib)
+    except GateError as e:
+        record = e.record
+        assert not (tmp_path / "model.int8.onnx").exists()  # nothing below the gate is left behind
+    m = record["mixed_precision"]
+    convs = list(conv_macs(candy.model_file("fp32")))
+    tried = [s["float_convs"] for s in m["search"]]
+    assert m["of_convs"] == len(convs) == 29 and tried == [0, *float_tails(len(convs))[:len(tried) - 1]]
+    assert m["float_from"] == convs[-m["float_convs"]] and 0.05 < m["int8_mac_share"] < 0.95
+    assert m["search"][-1]["psnr_db"] > m["search"][0]["psnr_db"] + 3  # a float decoder is what helps
+    assert record["accuracy"]["psnr_db"] == m["search"][-1]["psnr_db"]
 
 
 def test_gate_rejects_a_damaged_int8_model(variants_bundle, eval_photos, tmp_path):

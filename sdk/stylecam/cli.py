@@ -194,8 +194,10 @@ def cmd_export(args) -> None:
         if p == "fp32":
             continue
         acc = v.get("accuracy", {})
-        mixed = " (mixed precision: {} kept in float)".format(", ".join(v["mixed_precision"]["kept_in_float"])) \
-            if "mixed_precision" in v else ""
+        m = v.get("mixed_precision")
+        mixed = (f" (mixed precision: the last {m['float_convs']} of {m['of_convs']} convolutions in float, "
+                 f"{m['int8_mac_share']:.0%} of the MACs in INT8; INT8 everywhere gave "
+                 f"{m['int8_everywhere_psnr_db']} dB)") if m else ""
         print(f"{p}: {v['status']}: PSNR {acc.get('psnr_db')} dB, SSIM {acc.get('ssim')}, max abs error "
               f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){mixed}")
         if v["status"] != "passed":
