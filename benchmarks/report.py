@@ -94,6 +94,42 @@ def _kernel_table(keyed) -> list[str]:
     return lines + [""]
 
 
+def _estimate_section(root: Path) -> list[str]:
+    """``stylecam bench estimate --save``'s predictions, and how they compare with any measured GPU."""
+    import json
+
+    from .estimate import check
+
+    path = root / "estimate.json"
+    if not path.is_file():
+        return []
+    doc = json.loads(path.read_text())
+    a = doc["assumptions"]
+    lines = ["## Jetson on paper (predicted, not measured)", "",
+             f"From `stylecam bench estimate` ({doc['created']}): a roofline per layer over each model's ONNX graph "
+             f"(MACs and bytes by shape inference), with tensor cores at {a['tensor_efficiency']:.0%} of peak, "
+             f"CUDA cores at {a['cuda_core_efficiency']:.0%}, DRAM at {a['dram_efficiency']:.0%} and "
+             f"{a['layer_overhead_us']:.0f} µs per fused layer. Every assumption is written out in "
+             "`benchmarks/estimate.py`.", "",
+             "| model | device (power mode) | precision | frame | ms | FPS | bound |", "|---|---|---|---|---|---|---|"]
+    for e in doc["estimates"]:
+        lines.append(f"| {e['model']} | {e['device']} ({e['power_mode']}) | {e['precision']} | "
+                     f"{e['size'][0]}×{e['size'][1]} | {e['ms']:.1f} | {e['fps']:.0f} | {e['bound']} |")
+    checked = check(doc["estimates"], load_runs(root))
+    lines += [""]
+    if checked:
+        lines += ["Checked against measured TensorRT `infer` times:", "",
+                  "| model | device | precision | frame | predicted ms | measured ms | predicted / measured |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {c['model']} | {c['device']} | {c['precision']} | {c['size'][0]}×{c['size'][1]} | "
+                  f"{c['network_ms']:.2f} | {c['measured_ms']:.2f} | {c['ratio']:.2f} |" for c in checked]
+    else:
+        lines.append("No TensorRT result from a listed GPU is in the database yet, so these efficiencies are "
+                     "unchecked. A `stylecam bench --backends tensorrt --save` run on an H100 or a Jetson adds the "
+                     "check here.")
+    return lines + [""]
+
+
 def render(root: Path = RESULTS_DIR) -> Path:
     """Every device's newest result per (model, precision, backend, size, smoothing) → tables and plots."""
     devices, kernels = defaultdict(dict), defaultdict(dict)
@@ -136,6 +172,7 @@ def render(root: Path = RESULTS_DIR) -> Path:
             lines += [f"![speed against quality]({slug}/quality.png)", ""]
         if kernels[slug]:
             lines += _kernel_table(kernels[slug].values())
+    lines += _estimate_section(root)
     out = root / "README.md"
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from stylecam.bundle import Bundle
+from stylecam.export.graph import conv_layers
 from stylecam.frames import from_tensor, to_tensor
 from stylecam.quality import psnr, ssim
 from stylecam.sources import IMAGE_SUFFIXES
@@ -145,18 +146,8 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
 
 
 def conv_macs(path: Path, size: int = 256) -> dict[str, int]:
-    """Every convolution's MACs for a size×size input, in graph order (encoder first), by ONNX shape inference."""
-    import onnx
-
-    model = onnx.load(str(path))
-    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3, size, size)):
-        dim.dim_value = value  # replaces the symbolic H and W
-    model = onnx.shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in [*model.graph.value_info, *model.graph.output]}
-    weights = {t.name: list(t.dims) for t in model.graph.initializer}
-    return {n.name: int(np.prod(shapes[n.output[0]])) * int(np.prod(weights[n.input[1]][1:]))
-            for n in model.graph.node if n.op_type == "Conv"}
+    """Every convolution's MACs for a size×size input, in graph order (encoder first)."""
+    return {layer.name: layer.macs for layer in conv_layers(path, size, size)}
 
 
 def float_tails(n: int) -> list[int]:

@@ -235,12 +235,14 @@ def cmd_bench(args) -> None:
         return
     if args.action == "kernels":
         return bench_kernels(args)
+    if args.action == "estimate":
+        return bench_estimate(args)
     sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
     rows = []
     for style in args.models.split(","):
         for backend in args.backends.split(","):
-            for precision in args.precisions.split(","):
+            for precision in (args.precisions or "fp32").split(","):
                 for smoothing in (float(v) for v in args.smoothing.split(",")):
                     rows += harness.bench_style(style, backend, precision, sizes, args.threads, smoothing, **timing)
     for spec in args.peer:
@@ -270,6 +272,26 @@ def bench_kernels(args) -> None:
               f"{r['ms']['median']:>11.3f}{r['gb_s']:>9.1f}{share:>9}")
     if args.save:
         print(f"saved {results.save_run(rows, results.device_block())}")
+
+
+def bench_estimate(args) -> None:
+    _needs_train_extra("bench estimate")  # onnx, for shape inference
+    from stylecam.benchmarks import estimate
+    from stylecam.benchmarks.results import RESULTS_DIR
+    from stylecam.styles import resolve
+
+    sizes, precisions = _sizes(args.sizes or "480x640,720x1280"), (args.precisions or "fp32,fp16,int8").split(",")
+    rows = []
+    for style in args.models.split(","):
+        bundle = resolve(style)
+        rows += estimate.estimate(bundle.model_file("fp32"), bundle.name, precisions, sizes)
+    print("predicted, not measured (assumptions in stylecam/benchmarks/estimate.py)")
+    print(f"{'model':<14}{'device':<24}{'precision':<10}{'frame':>10}{'ms':>9}{'FPS':>8}  bound")
+    for r in rows:
+        print(f"{r['model']:<14}{r['device']:<24}{r['precision']:<10}{'{}x{}'.format(*r['size']):>10}"
+              f"{r['ms']:>9.2f}{r['fps']:>8.0f}  {r['bound']}")
+    if args.save:
+        print(f"saved {estimate.save(rows, RESULTS_DIR / 'estimate.json')}")
 
 
 def _label(bundle, spec: str, taken) -> str:
@@ -414,12 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="latency per model, backend, precision and frame size; 'report' "
                            "renders benchmarks/results/README.md")
-    bench.add_argument("action", nargs="?", default="run", choices=["run", "report", "kernels"],
+    bench.add_argument("action", nargs="?", default="run", choices=["run", "report", "kernels", "estimate"],
                        help="run: models; kernels: pre/post-processing (CUDA kernels against a device copy, and the "
-                       "CPU path) at --sizes (default 1080x1920); report: render the results database")
+                       "CPU path) at --sizes (default 1080x1920); estimate: predicted FPS on Jetson Orin Nano/NX, AGX Orin and "
+                       "Thor from each model's graph; report: render the results database")
     bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
     bench.add_argument("--backends", default="onnxruntime")
-    bench.add_argument("--precisions", default="fp32")
+    bench.add_argument("--precisions", help="comma list of fp32, fp16, int8 (default fp32; estimate: all three)")
     bench.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280; kernels: 1080x1920)")
     bench.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
                        help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc)")

@@ -1,0 +1,138 @@
+"""Jetson on paper: frames per second on Orin Nano, Orin NX, AGX Orin and Thor, predicted from a model's graph.
+
+A roofline per layer, because these networks mix compute-bound full convolutions with memory-bound depthwise ones:
+
+    layer time = max(MACs / (peak MAC/s × efficiency), bytes / (DRAM bandwidth × DRAM_EFFICIENCY)) + LAYER_OVERHEAD
+    frame time = Σ layers + pre/post-processing (cpp_ext's kernels: memory-bound, bytes / bandwidth)
+
+Assumptions, each a number here so that a measurement can replace it:
+* peak rates come from NVIDIA's datasheets (``DEVICES``), GPU only (no DLA), in the named power mode;
+* TensorRT fuses Conv + bias + ReLU + residual Add into one kernel: a layer moves its input, output and weights
+  once (the Add's second read is not counted) at the precision's element size (fp32 4, fp16 2, int8 1 bytes);
+* full convolutions run on tensor cores at TENSOR_EFFICIENCY of peak (16–128 channels is far from the shapes
+  tensor cores like; fp32 runs as TF32 at half the fp16 rate). Depthwise ones run on CUDA cores at
+  CUDA_CORE_EFFICIENCY;
+* Jetson memory is shared by CPU and GPU: no host-to-device copy, the frame is read where the camera wrote it.
+
+These efficiencies are guesses until a TensorRT run on a real GPU calibrates them: ``check`` sets predictions
+beside the measured TensorRT results in the results database for any device listed here (H100 included).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from stylecam.benchmarks.kernels import _bytes as prepost_bytes
+
+TENSOR_EFFICIENCY = 0.30
+CUDA_CORE_EFFICIENCY = 0.50
+DRAM_EFFICIENCY = 0.70
+LAYER_OVERHEAD_S = 4e-6  # a kernel launch and its tail on a Jetson, per fused layer
+BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    match: str  # how a measured device's name (GPU or Jetson module) is recognised
+    power_mode: str
+    sms: int
+    clock_ghz: float
+    dram_gb_s: float
+    tensor_fp16_per_sm: int  # dense FP16 tensor-core FMA per clock per SM
+    int8_speedup: float = 2.0  # dense INT8 over FP16 on tensor cores
+    cuda_fp16_per_sm: int = 256  # FP16 FMA per clock per SM on CUDA cores (half2)
+
+    def tensor_macs_s(self, precision: str) -> float:
+        rate = self.sms * self.clock_ghz * 1e9 * self.tensor_fp16_per_sm
+        return rate * {"fp32": 0.5, "fp16": 1.0, "int8": self.int8_speedup}[precision]
+
+    def cuda_macs_s(self, precision: str) -> float:
+        rate = self.sms * self.clock_ghz * 1e9 * self.cuda_fp16_per_sm
+        return rate * (0.5 if precision == "fp32" else 1.0)
+
+
+# Ampere (Orin): 1024 dense FP16 tensor FMA/clock/SM reproduces the datasheets' sparse INT8 TOPS
+# (e.g. Orin Nano Super: 8 SMs × 1.02 GHz × 1024 × 2 (FMA) × 2 (INT8) × 2 (sparse) = 67 TOPS).
+# Thor (Blackwell): 2070 sparse FP4 TFLOPS halved per step to dense FP16 (259 TFLOPS) over 20 SMs at 1.575 GHz.
+# H100 SXM: 989 dense FP16 TFLOPS over 132 SMs at 1.83 GHz; for checking the model against a measured GPU.
+DEVICES = {d.name: d for d in (
+    Device("Jetson Orin Nano 8GB", "Orin Nano", "MAXN SUPER (25 W)", 8, 1.02, 102.0, 1024),
+    Device("Jetson Orin NX 16GB", "Orin NX", "MAXN SUPER (40 W)", 8, 1.173, 102.4, 1024),
+    Device("Jetson AGX Orin 64GB", "AGX Orin", "MAXN (60 W)", 16, 1.3, 204.8, 1024),
+    Device("Jetson AGX Thor T5000", "Thor", "MAXN (130 W)", 20, 1.575, 273.0, 4096),
+    Device("NVIDIA H100 80GB HBM3", "H100", "700 W", 132, 1.83, 3350.0, 2048, cuda_fp16_per_sm=512),
+)}
+JETSONS = [name for name in DEVICES if name.startswith("Jetson")]
+
+
+def predict(layers, device: Device, precision: str, h: int, w: int) -> dict:
+    """Predicted ms for one h×w frame: the layers (from ``export.graph.conv_layers`` at that size) + pre/post."""
+    size = BYTES[precision]
+    bandwidth = device.dram_gb_s * 1e9 * DRAM_EFFICIENCY
+    compute_s = memory_s = total_s = 0.0
+    for layer in layers:
+        rate = device.cuda_macs_s(precision) * CUDA_CORE_EFFICIENCY if layer.depthwise else \
+            device.tensor_macs_s(precision) * TENSOR_EFFICIENCY
+        c = layer.macs / rate
+        m = (layer.input_elems + layer.output_elems + layer.weight_elems) * size / bandwidth
+        compute_s, memory_s = compute_s + c, memory_s + m
+        total_s += max(c, m) + LAYER_OVERHEAD_S
+    # the network's input and output stay fp32 in every variant (precision.py)
+    prepost_s = (prepost_bytes("bgr8_to_tensor", h, w, 4) + prepost_bytes("tensor_to_bgr8", h, w, 4)) / bandwidth
+    ms = (total_s + prepost_s) * 1e3
+    return {"device": device.name, "power_mode": device.power_mode, "precision": precision, "size": [h, w],
+            "ms": round(ms, 3), "fps": round(1e3 / ms, 1), "compute_ms": round(compute_s * 1e3, 3),
+            "memory_ms": round(memory_s * 1e3, 3), "prepost_ms": round(prepost_s * 1e3, 3),
+            "bound": "memory" if memory_s > compute_s else "compute"}
+
+
+def estimate(onnx_path: str | Path, model: str, precisions, sizes, devices=JETSONS) -> list[dict]:
+    from stylecam.export.graph import conv_layers
+
+    rows = []
+    for h, w in sizes:
+        layers = conv_layers(onnx_path, h, w)
+        for name in devices:
+            for precision in precisions:
+                rows.append({"model": model, "gmacs": round(sum(lr.macs for lr in layers) / 1e9, 2),
+                             **predict(layers, DEVICES[name], precision, h, w)})
+    return rows
+
+
+def save(rows: list[dict], path: Path) -> Path:
+    import json
+    import time
+
+    from stylecam.bundle import atomic_write_bytes
+
+    doc = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "assumptions": assumptions(), "estimates": rows}
+    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
+    return path
+
+
+def assumptions() -> dict:
+    return {"tensor_efficiency": TENSOR_EFFICIENCY, "cuda_core_efficiency": CUDA_CORE_EFFICIENCY,
+            "dram_efficiency": DRAM_EFFICIENCY, "layer_overhead_us": LAYER_OVERHEAD_S * 1e6,
+            "devices": [asdict(d) for d in DEVICES.values()]}
+
+
+def check(estimates: list[dict], runs: list[dict]) -> list[dict]:
+    """Predicted network time beside the measured TensorRT ``infer`` stage (newest run) for every device and case
+    both have. Pre/post-processing is left out on both sides: on a discrete GPU it crosses PCIe, which the Jetson
+    model does not count."""
+    measured = {}
+    for run in runs:
+        name = (run["device"].get("jetson") or {}).get("module") or (run["device"].get("gpu") or {}).get("name", "")
+        for r in run["results"]:
+            if r.get("kind") is None and r.get("backend", {}).get("backend") == "tensorrt" and "infer" in r["stages_ms"]:
+                measured[(name, r["model"], r["precision"], tuple(r["size"]))] = r["stages_ms"]["infer"]["median"]
+    out = []
+    for e in estimates:
+        match = DEVICES[e["device"]].match.lower()
+        for (name, model, precision, size), ms in measured.items():
+            if match in name.lower() and (e["model"], e["precision"], tuple(e["size"])) == (model, precision, size):
+                network_ms = e["ms"] - e["prepost_ms"]
+                out.append({**e, "network_ms": round(network_ms, 3), "measured_ms": ms,
+                            "ratio": round(network_ms / ms, 2)})
+    return out

@@ -1,0 +1,63 @@
+"""The Jetson estimator: its roofline arithmetic, its ordering on a real bundle, and the check against measurement."""
+import subprocess
+import sys
+
+import pytest
+
+from stylecam.benchmarks import estimate, report, results
+from stylecam.export.graph import ConvLayer, conv_layers
+from stylecam.styles import resolve
+
+pytest.importorskip("onnx")
+
+
+def test_roofline_arithmetic_on_one_layer():
+    # 1 SM at 1 GHz doing 1000 FMA/clock on tensor cores: 1e12 MAC/s fp16; 100 GB/s DRAM
+    dev = estimate.Device("test", "test", "-", 1, 1.0, 100.0, 1000)
+    eff = estimate.TENSOR_EFFICIENCY
+    heavy = ConvLayer("c", macs=10**10, input_elems=10, output_elems=10, weight_elems=0, depthwise=False)
+    r = estimate.predict([heavy], dev, "fp16", 2, 2)
+    assert r["bound"] == "compute" and r["compute_ms"] == pytest.approx(1e10 / (1e12 * eff) * 1e3, rel=1e-3)
+    wide = ConvLayer("m", macs=10, input_elems=10**9, output_elems=10**9, weight_elems=0, depthwise=True)
+    r = estimate.predict([wide], dev, "int8", 2, 2)  # 2 GB at 1 byte each over 70 GB/s
+    assert r["bound"] == "memory" and r["memory_ms"] == pytest.approx(2e9 / (100e9 * estimate.DRAM_EFFICIENCY) * 1e3,
+                                                                      rel=1e-3)
+    assert r["ms"] == pytest.approx(r["memory_ms"] + estimate.LAYER_OVERHEAD_S * 1e3 + r["prepost_ms"], abs=2e-3)
+
+
+def test_graph_macs_match_the_manifest_and_predictions_order_sensibly():
+    candy = resolve("candy")
+    layers = conv_layers(candy.model_file("fp32"), 480, 640)
+    assert sum(lr.macs for lr in layers) == candy.manifest["architecture"]["macs"]["480x640"]  # two counters agree
+    rows = {(r["device"], r["precision"]): r["ms"] for r in
+            estimate.estimate(candy.model_file("fp32"), "candy", ["fp32", "fp16", "int8"], [(480, 640)])}
+    for device in estimate.JETSONS:
+        assert rows[(device, "int8")] < rows[(device, "fp16")] < rows[(device, "fp32")]
+    assert rows[("Jetson AGX Orin 64GB", "fp16")] < rows[("Jetson Orin Nano 8GB", "fp16")]
+
+
+def test_check_sets_predictions_beside_measured_tensorrt_runs_and_the_report_shows_it(tmp_path):
+    rows = estimate.estimate(resolve("candy").model_file("fp32"), "candy", ["fp16"], [(480, 640)],
+                             devices=["NVIDIA H100 80GB HBM3"])
+    estimate.save(rows, tmp_path / "estimate.json")
+    text = report.render(tmp_path).read_text()
+    assert "Jetson on paper" in text and "unchecked" in text
+    # a TensorRT run recorded on an H100 (as `stylecam bench --backends tensorrt --save` would write it)
+    device = {**results.device_block(), "gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}}
+    measured = {"model": "candy", "precision": "fp16", "size": [480, 640], "backend": {"backend": "tensorrt"},
+                "arch": "small", "peer": False, "unstable": False, "fps": 500.0, "rss_mb": 1,
+                "end_to_end_ms": {"median": 2.0, "p95": 2.1, "p99": 2.2},
+                "stages_ms": {"infer": {"median": 0.5}}}
+    results.save_run([measured], device, root=tmp_path)
+    checked = estimate.check(rows, results.load_runs(tmp_path))
+    assert len(checked) == 1 and checked[0]["measured_ms"] == 0.5
+    assert checked[0]["ratio"] == pytest.approx(checked[0]["network_ms"] / 0.5, abs=0.01)
+    text = report.render(tmp_path).read_text()
+    assert "Checked against measured TensorRT" in text and f"| {checked[0]['ratio']:.2f} |" in text
+
+
+def test_cli_bench_estimate(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "estimate", "--models", "wave",
+                        "--sizes", "480x640", "--precisions", "fp16"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "predicted, not measured" in r.stdout and "Jetson Orin Nano 8GB" in r.stdout and "Thor" in r.stdout
