@@ -48,6 +48,8 @@ class TensorRTBackend:
 
         trt, _ = tensorrt()
         cuda.init()
+        # the device's primary context: the one the CUDA runtime (TensorRT, cpp_ext's kernels) uses as well, so all
+        # three share pycuda's allocations and stream
         self.cuda_context = cuda.Device(0 if device in ("auto", "cuda") else int(device.split(":")[-1])
                                         ).retain_primary_context()
         self.cuda_context.push()
