@@ -3,7 +3,7 @@ import json
 import pytest
 
 from stylecam import BundleError, Stylizer, load_bundle
-from stylecam.bundle import FORMAT_VERSION
+from stylecam.bundle import FORMAT_VERSION, write_manifest
 
 
 def test_bundled_style_verifies(candy_copy):
@@ -55,5 +55,10 @@ def test_corrupt_manifest_is_refused(candy_copy):
 
 
 def test_missing_variant_says_how_to_make_it(candy_copy):
+    m = load_bundle(candy_copy).manifest  # as exported without --precision int8
+    m["files"].pop("model.int8.onnx")
+    m["variants"].pop("int8")
+    (candy_copy / "model.int8.onnx").unlink()
+    write_manifest(candy_copy, m)
     with pytest.raises(BundleError, match="stylecam export"):
         load_bundle(candy_copy).model_file("int8")
