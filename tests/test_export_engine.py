@@ -180,3 +180,18 @@ def test_tensorrt_backend_says_why_it_cannot_run_here():
 
     status = available()["tensorrt"]
     assert status["ok"] or "pycuda" in status["why"] or "CUDA" in status["why"]
+
+
+def test_shipped_onnx_is_simplified_with_dynamic_height_and_width():
+    import onnx
+
+    from stylecam.styles import STYLES_DIR, bundled_styles
+
+    for name in bundled_styles():
+        m = onnx.load(str(load_bundle(STYLES_DIR / name).model_file("fp32")))
+        ops = {n.op_type for n in m.graph.node}
+        # nothing left for a simplifier: no shape arithmetic, constants or casts (onnxslim removes nothing more)
+        assert ops <= {"Conv", "Relu", "Add", "Resize"}, (name, ops)
+        dims = m.graph.input[0].type.tensor_type.shape.dim
+        assert dims[2].dim_param and dims[3].dim_param, name  # H and W dynamic
+        assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 17
