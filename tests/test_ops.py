@@ -122,6 +122,8 @@ def test_bad_arguments_are_refused_with_what_was_expected():
         ops.bgr8_to_tensor(np.zeros((8, 8, 3), np.float32), good, g)
     with pytest.raises(frames.FrameError, match="packed pixels"):
         ops.bgr8_to_tensor(frame(8, 16)[:, ::2], good, g)  # every other pixel: not packed
+    with pytest.raises(frames.FrameError, match="packed pixels"):
+        ops.bgr8_to_tensor(frame(8, 8)[::-1], good, g)  # bottom-up rows: a negative pitch
     with pytest.raises(ValueError, match=r"dense float32 or float16 tensor of shape \(1, 3, 8, 8\)"):
         ops.bgr8_to_tensor(frame(8, 8), np.empty((1, 3, 8, 12), np.float32), g)
     with pytest.raises(ValueError, match="strength must be in"):

@@ -153,10 +153,11 @@ def _image(a, what: str, h: int | None = None, w: int | None = None, channels: i
     v = _view(a, what)
     shape = (h, w, channels) if h is not None else None
     packed = v.dtype == np.uint8 and len(v.shape) == 3 and v.shape[2] == channels and \
-        v.strides[1:] == (channels, 1)
+        v.strides[1:] == (channels, 1) and v.strides[0] >= v.shape[1] * channels  # rows top-down, not overlapping
     if not packed or (shape and v.shape != shape):
-        raise FrameError(f"{what}: expected uint8 {shape or ('H', 'W', channels)} with packed pixels (row pitch "
-                         f"may vary), got {v.dtype} {v.shape} strides {v.strides}")
+        raise FrameError(f"{what}: expected uint8 {shape or ('H', 'W', channels)} with packed pixels and top-down "
+                         f"rows (the row pitch may vary), got {v.dtype} {v.shape} strides {v.strides}; "
+                         "numpy.ascontiguousarray makes one")
     return v
 
 
@@ -192,7 +193,8 @@ def bgr8_to_tensor(src, dst, g: Geometry, stream: int = 0) -> None:
 def nv12_to_tensor(y, uv, dst, g: Geometry, stream: int = 0) -> None:
     """NV12 → the network tensor: ``y`` is H×W uint8, ``uv`` H/2×W/2×2 (interleaved U, V); H and W even."""
     yv = _view(y, "y")
-    if yv.dtype != np.uint8 or len(yv.shape) != 2 or yv.strides[1] != 1 or yv.shape[0] % 2 or yv.shape[1] % 2:
+    if yv.dtype != np.uint8 or len(yv.shape) != 2 or yv.strides[1] != 1 or yv.strides[0] < yv.shape[1] or \
+            yv.shape[0] % 2 or yv.shape[1] % 2:
         raise FrameError(f"y: expected an H×W uint8 plane with even H and W, got {yv.dtype} {yv.shape}")
     h, w = yv.shape
     uvv = _image(uv, "uv", h // 2, w // 2, channels=2)
