@@ -180,3 +180,28 @@ def test_gpu_nv12_to_tensor(h, w, size):
     torch.cuda.synchronize()
     ref = frames.to_tensor(frames.nv12_to_bgr(y, uv), 4, 8, size=size)
     assert lsb(out.cpu().numpy(), ref) <= (1.5 if size else 0.5) * LSB + 1e-6
+
+
+@built
+@pytest.mark.parametrize("variant, strength", [("fp32", 1.0), ("fp16", 0.6)])
+def test_fused_frame_path_matches_the_stylizer(variant, strength):
+    """ops.stylize, the TensorRT backend's one trip through the GPU, run here on the host twins with ONNX Runtime as
+    the network: the frame equals the Stylizer's NumPy path within 1 LSB."""
+    import onnxruntime as ort
+
+    from stylecam import Stylizer
+
+    stylizer = Stylizer("candy", backend="onnxruntime", variant=variant, strength=strength)
+    bundle = stylizer.bundle
+    sess = ort.InferenceSession(str(bundle.model_file(variant)), providers=["CPUExecutionProvider"])
+    bgr = frame(45, 77, seed=3)
+    g = ops.geometry(45, 77, bundle.stride, bundle.margin)
+    x = np.empty((1, 3, g.out_h, g.out_w), np.float32)
+    y = np.empty_like(x)
+    out = np.empty_like(bgr)
+
+    def run():
+        y[...] = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+    ops.stylize(bgr, x, y, out, g, strength, run)
+    assert lsb(out, stylizer.stylize(bgr)) <= 1

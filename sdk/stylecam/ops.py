@@ -212,3 +212,12 @@ def tensor_to_bgr8(src, g: Geometry, original, dst, strength: float = 1.0, strea
     d = _image(dst, "dst", g.content_h, g.content_w)
     _run("tensor_to_bgr8", [s, o, d], [s.pointer, _DTYPES[s.dtype], g, o.pointer, o.strides[0], d.pointer,
                                        d.strides[0], strength], stream)
+
+
+def stylize(frame, tensor_in, tensor_out, result, g: Geometry, strength: float, run, stream: int = 0) -> None:
+    """One frame through a network with fused pre/post-processing: ``frame`` → ``tensor_in``, ``run()`` (the network,
+    ``tensor_in`` → ``tensor_out``), ``tensor_out`` → ``result`` blended with ``frame`` by strength. The TensorRT
+    backend passes device arrays; NumPy arrays run the host twins, which is how this sequence is tested."""
+    bgr8_to_tensor(frame, tensor_in, g, stream)
+    run()
+    tensor_to_bgr8(tensor_out, g, frame, result, strength, stream)

@@ -111,12 +111,11 @@ class TensorRTBackend:
             host = self.host_frame[:bgr.size].reshape(bgr.shape)
             np.copyto(host, bgr)
             cuda.memcpy_htod_async(self.dev_frame, host, self.stream)
-            frame = ops.DeviceArray(int(self.dev_frame), bgr.shape, np.dtype(np.uint8))
-            ops.bgr8_to_tensor(frame, ops.DeviceArray(int(self.dev_in), shape, self.in_dtype), g, self.stream.handle)
-            self._execute()
-            ops.tensor_to_bgr8(ops.DeviceArray(int(self.dev_out), shape, self.out_dtype), g, frame,
-                               ops.DeviceArray(int(self.dev_result), bgr.shape, np.dtype(np.uint8)), strength,
-                               self.stream.handle)
+            ops.stylize(ops.DeviceArray(int(self.dev_frame), bgr.shape, np.dtype(np.uint8)),
+                        ops.DeviceArray(int(self.dev_in), shape, self.in_dtype),
+                        ops.DeviceArray(int(self.dev_out), shape, self.out_dtype),
+                        ops.DeviceArray(int(self.dev_result), bgr.shape, np.dtype(np.uint8)), g, strength,
+                        self._execute, self.stream.handle)
             cuda.memcpy_dtoh_async(host, self.dev_result, self.stream)
             self.stream.synchronize()
             return host.copy()  # the pinned buffer is reused by the next frame
