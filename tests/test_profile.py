@@ -43,7 +43,7 @@ def test_missing_profile_is_the_default_look_and_roundtrips(private_profile):
 @pytest.mark.parametrize("text,message", [
     ("{not json", "not a readable JSON profile"),
     ('["wave"]', "expected a JSON object"),
-    ('{"stlye": "wave"}', "unknown keys"),
+    ('{"stlye": "wave"}', "unknown profile keys"),
     ('{"strength": 3}', "strength must be in"),
     ('{"smoothing": 1.5}', "smoothing must be in"),
     ('{"favourites": "wave"}', "favourites must be a list"),

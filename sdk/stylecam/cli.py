@@ -158,9 +158,6 @@ def cmd_profile(args) -> None:
             if not eq:
                 raise ValueError(f"'{item}': settings are KEY=VALUE (e.g. strength=0.8 favourites=wave,udnie)")
             changes[key] = _profile_value(key, value)
-        unknown = set(changes) - set(asdict(profile))
-        if unknown:
-            raise ValueError(f"unknown profile keys {sorted(unknown)}; use {', '.join(asdict(profile))}")
         profile = profile.update(**changes)
         for style in filter(None, [profile.style, profile.mix, *profile.favourites]):
             resolve(style)  # a typo is caught now, not at the next start

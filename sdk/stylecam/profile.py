@@ -62,14 +62,19 @@ class Profile:
             raise ProfileError(f"{path}: not a readable JSON profile ({e}); fix it or delete it") from e
         if not isinstance(data, dict):
             raise ProfileError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ProfileError(f"{path}: unknown keys {unknown}; a profile has {sorted(known)}")
         try:
-            return cls(**data)
+            return cls(**cls.check_keys(data))
         except (TypeError, ValueError) as e:
             raise ProfileError(f"{path}: {e}") from e
+
+    @classmethod
+    def check_keys(cls, data: dict) -> dict:
+        """``data`` when every key is a profile field; ValueError naming the unknown ones otherwise."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown profile keys {unknown}; a profile has {', '.join(known)}")
+        return data
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         path = Path(path) if path else profile_path()
@@ -79,7 +84,7 @@ class Profile:
 
     def update(self, **changes) -> Profile:
         """A new profile with ``changes`` applied (and validated)."""
-        return Profile(**{**asdict(self), **changes})
+        return Profile(**{**asdict(self), **self.check_keys(changes)})
 
     def stylizer_options(self) -> dict:
         return {"style": self.style, "strength": self.strength, "smoothing": self.smoothing,
