@@ -2,7 +2,7 @@
 # What a GPU session should run first, in one batch (about 5 minutes on an H100): the CUDA kernels against their
 # reference, under compute-sanitizer, their bandwidth against a device copy, and the torch CUDA backend's latency.
 # Writes logs and result files into ${OUT:-gpu_out}; the device machine returns those.
-# usage: scripts/gpu_checks.sh   (from the repository root, with torch, nvcc and scikit-build-core installed)
+# usage: scripts/gpu_checks.sh   (repository root; needs torch with CUDA, nvcc, scikit-build-core, cmake, pytest)
 set -u
 out=${OUT:-gpu_out}
 mkdir -p "$out"
