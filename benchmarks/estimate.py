@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stylecam.benchmarks.kernels import _bytes as prepost_bytes
+from stylecam.benchmarks.kernels import bytes_moved
 
 TENSOR_EFFICIENCY = 0.30
 CUDA_CORE_EFFICIENCY = 0.50
@@ -79,7 +79,7 @@ def predict(layers, device: Device, precision: str, h: int, w: int) -> dict:
         compute_s, memory_s = compute_s + c, memory_s + m
         total_s += max(c, m) + LAYER_OVERHEAD_S
     # the network's input and output stay fp32 in every variant (precision.py)
-    prepost_s = (prepost_bytes("bgr8_to_tensor", h, w, 4) + prepost_bytes("tensor_to_bgr8", h, w, 4)) / bandwidth
+    prepost_s = (bytes_moved("bgr8_to_tensor", h, w, 4) + bytes_moved("tensor_to_bgr8", h, w, 4)) / bandwidth
     ms = (total_s + prepost_s) * 1e3
     return {"device": device.name, "power_mode": device.power_mode, "precision": precision, "size": [h, w],
             "ms": round(ms, 3), "fps": round(1e3 / ms, 1), "compute_ms": round(compute_s * 1e3, 3),

@@ -16,7 +16,7 @@ from stylecam.timing import summarize
 STRIDE, MARGIN = 4, 16  # the shipped bundles' contract
 
 
-def _bytes(op: str, h: int, w: int, itemsize: int) -> int:
+def bytes_moved(op: str, h: int, w: int, itemsize: int) -> int:
     """What a kernel must move: its reads plus its writes."""
     g = ops.geometry(h, w, STRIDE, MARGIN)
     tensor = 3 * g.out_h * g.out_w * itemsize
@@ -51,7 +51,7 @@ def cpu_rows(size=(1080, 1920), iters: int = 20) -> list[dict]:
     cases = {"bgr8_to_tensor": lambda: frames.to_tensor(bgr, STRIDE, MARGIN),
              "nv12_to_tensor": lambda: frames.to_tensor(frames.nv12_to_bgr(y, uv), STRIDE, MARGIN),
              "tensor_to_bgr8": lambda: frames.from_tensor(out, bgr, 0.5, MARGIN)}
-    return [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), _bytes(op, h, w, 4), None)
+    return [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), bytes_moved(op, h, w, 4), None)
             for op, fn in cases.items()]
 
 
@@ -97,7 +97,7 @@ def gpu_rows(size=(1080, 1920), iters: int = 50) -> list[dict]:
         cases = {"bgr8_to_tensor": lambda: ops.bgr8_to_tensor(bgr, t, g, stream),
                  "nv12_to_tensor": lambda: ops.nv12_to_tensor(y, uv, t, g, stream),
                  "tensor_to_bgr8": lambda: ops.tensor_to_bgr8(t, g, bgr, result, 0.5, stream)}
-        rows += [_row(op, "cuda", name, size, _time_gpu(torch, fn, iters), _bytes(op, h, w, itemsize), copy_gb_s)
+        rows += [_row(op, "cuda", name, size, _time_gpu(torch, fn, iters), bytes_moved(op, h, w, itemsize), copy_gb_s)
                  for op, fn in cases.items()]
     return rows
 

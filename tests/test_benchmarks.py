@@ -92,7 +92,7 @@ def test_kernel_benchmark_rows_and_their_report_table(tmp_path):
     assert all(r["path"] == "numpy" and r["ms"]["median"] > 0 and r["gb_s"] > 0 for r in rows)
     # bytes moved, e.g. BGR8 in (3 B/px) + the padded fp32 tensor out
     g = kernels.ops.geometry(36, 54, kernels.STRIDE, kernels.MARGIN)
-    assert kernels._bytes("bgr8_to_tensor", 36, 54, 4) == 3 * 36 * 54 + 12 * g.out_h * g.out_w
+    assert kernels.bytes_moved("bgr8_to_tensor", 36, 54, 4) == 3 * 36 * 54 + 12 * g.out_h * g.out_w
     results.save_run(rows, results.device_block(), root=tmp_path)
     text = report.render(tmp_path).read_text()
     assert "Pre/post-processing alone" in text and "| tensor_to_bgr8 | numpy | fp32 | 36×54 |" in text
