@@ -19,7 +19,7 @@ class LossWeights:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--style", required=True, help="style painting (jpg/png)")
+    p.add_argument("--style", help="style painting (jpg/png); not needed with --qat")
     p.add_argument("--content", required=True, help="folder of content photos")
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--arch", default="small", help="small, tiny, nano or johnson")
@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=256, help="training crop size")
     p.add_argument("--style-size", type=int, default=512, help="longer side of the style image")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3; with --qat 1e-4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content-weight", type=float, default=LossWeights.content)
     p.add_argument("--style-weight", type=float, default=LossWeights.style)
@@ -55,3 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distill-feature-weight", type=float, default=LossWeights.distill_feature,
                    help="with --teacher: weight of the VGG16 relu3_3 feature match")
     p.add_argument("--resume", action="store_true", help="continue from <out>/.train/checkpoint.pt")
+    p.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning: an INT8 variant of the --init "
+                   "bundle, distilled from its FP32 model and gated against it (for styles whose post-training "
+                   "INT8 misses the gate); writes the bundle with it to --out")
+    p.add_argument("--float-tail", type=int, default=0, help="with --qat: keep the last N convolutions in float")

@@ -274,11 +274,17 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.qat:
+        from .qat import main as qat_main
+
+        return qat_main(args)
+    if not args.style:
+        raise SystemExit("stylecam train: --style PAINTING is required (except with --qat)")
     weights = LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight,
                           temporal=args.temporal_weight, gan=args.gan_weight, distill_pixel=args.distill_weight,
                           distill_feature=args.distill_feature_weight)
     cfg = TrainConfig(style=args.style, content=args.content, out=args.out, arch=args.arch, steps=args.steps,
-                      size=args.size, style_size=args.style_size, batch=args.batch, lr=args.lr, seed=args.seed,
+                      size=args.size, style_size=args.style_size, batch=args.batch, lr=args.lr or 1e-3, seed=args.seed,
                       weights=weights, vgg=args.vgg, device=args.device, checkpoint_every=args.checkpoint_every,
                       name=args.name, title=args.title, style_licence=args.style_licence,
                       content_limit=args.content_limit, init=args.init, resume=args.resume, gan=args.gan,
