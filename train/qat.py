@@ -101,7 +101,7 @@ def make_int8_variant(init: str | Path, out: str | Path, content: str | Path, ev
     import tempfile
 
     from stylecam.bundle import load_bundle, write_manifest
-    from stylecam.export.precision import GATE_DB, GateError, check_gate, compare, images, shared_content
+    from stylecam.export.precision import GATE_DB, GateError, check_gate, compare, conv_macs, images, shared_content
     from stylecam.styles import resolve
 
     src, out = resolve(init), Path(out)
@@ -113,7 +113,10 @@ def make_int8_variant(init: str | Path, out: str | Path, content: str | Path, ev
             raise FileNotFoundError("the INT8 gate needs held-out photos: pass eval_photos (no shared/data here)")
         eval_photos = images(shared_content(), 8, pattern="bsds_val_*")
     student, losses = finetune(bundle, content, **tune)
+    macs = list(conv_macs(bundle.model_file("fp32")).values())
+    int8_macs = sum(macs[:len(macs) - tune.get("float_tail", 0)])
     record = {"file": "model.int8.onnx", "gate_psnr_db": GATE_DB["int8"], "dtype": "int8 Q/DQ",
+              "int8_mac_share": round(int8_macs / sum(macs), 3),
               "scheme": "quantization-aware: symmetric per-channel weights, symmetric per-tensor inputs, float bias",
               "qat": {**{k: v for k, v in tune.items() if k != "progress"},
                       "final_loss": float(np.mean(losses[-50:]))}}
