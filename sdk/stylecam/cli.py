@@ -29,7 +29,6 @@ def cmd_styles(args) -> None:
 
 def cmd_backends(args) -> None:
     from .backends import available
-
     from .ops import backend
 
     for name, status in available().items():

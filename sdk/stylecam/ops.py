@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .frames import FrameError, padded_size
+from .frames import FrameError, check_strength, padded_size
 
 LIBRARY = "libstylecam_ops.so"
 _DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
@@ -144,8 +144,12 @@ def _view(a, what: str) -> _View:
                         f"got {type(a).__name__}")
     dtype = np.dtype(cai["typestr"])
     shape = tuple(cai["shape"])
-    strides = cai.get("strides") or tuple(int(np.prod(shape[i + 1:])) * dtype.itemsize for i in range(len(shape)))
-    return _View(cai["data"][0], shape, dtype, tuple(strides), True)
+    return _View(cai["data"][0], shape, dtype, tuple(cai.get("strides") or _dense(shape, dtype)), True)
+
+
+def _dense(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
+    """Byte strides of a C-contiguous array."""
+    return tuple(int(np.prod(shape[i + 1:])) * dtype.itemsize for i in range(len(shape)))
 
 
 def _image(a, what: str, h: int | None = None, w: int | None = None, channels: int = 3) -> _View:
@@ -164,8 +168,7 @@ def _image(a, what: str, h: int | None = None, w: int | None = None, channels: i
 def _tensor(a, what: str, g: Geometry) -> _View:
     v = _view(a, what)
     shape = (1, 3, g.out_h, g.out_w)
-    dense = tuple(int(np.prod(shape[i + 1:])) * v.dtype.itemsize for i in range(4))
-    if v.dtype not in _DTYPES or v.shape != shape or v.strides != dense:
+    if v.dtype not in _DTYPES or v.shape != shape or v.strides != _dense(shape, v.dtype):
         raise ValueError(f"{what}: expected a dense float32 or float16 tensor of shape {shape}, "
                          f"got {v.dtype} {v.shape} strides {v.strides}")
     return v
@@ -205,8 +208,7 @@ def nv12_to_tensor(y, uv, dst, g: Geometry, stream: int = 0) -> None:
 
 def tensor_to_bgr8(src, g: Geometry, original, dst, strength: float = 1.0, stream: int = 0) -> None:
     """Network output → ``dst`` BGR8 content_h×content_w×3: crop, clamp, blend with ``original`` by strength."""
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    strength = check_strength(strength)
     s = _tensor(src, "src", g)
     o = _image(original, "original", g.content_h, g.content_w)
     d = _image(dst, "dst", g.content_h, g.content_w)
