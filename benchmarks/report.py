@@ -94,6 +94,19 @@ def _kernel_table(keyed) -> list[str]:
     return lines + [""]
 
 
+def _engine_table(keyed) -> list[str]:
+    lines = ["", "TensorRT engines (`stylecam bench engines`): build once per device, then load at start-up.", "",
+             "| model | precision | TensorRT | target | profile (network input) | build s | MB | load s | run |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for run, r in sorted(keyed, key=lambda x: (x[1]["model"], x[1]["precision"])):
+        p = r["profile"]
+        load = f"{r['load_s']:.3f}" if r["load_s"] is not None else f"– ({r['load_note']})"
+        lines.append(f"| {r['model']} | {r['precision']} | {r['tensorrt']['module']} {r['tensorrt']['version']} | "
+                     f"{r['target']} | {p['min'][2]}×{p['min'][3]} … {p['max'][2]}×{p['max'][3]} | "
+                     f"{r['build_s']:.1f} | {r['engine_mb']:.1f} | {load} | {Path(run['file']).stem} |")
+    return lines + [""]
+
+
 def _estimate_section(root: Path) -> list[str]:
     """``stylecam bench estimate --save``'s predictions, and how they compare with any measured GPU."""
     import json
@@ -132,12 +145,14 @@ def _estimate_section(root: Path) -> list[str]:
 
 def render(root: Path = RESULTS_DIR) -> Path:
     """Every device's newest result per (model, precision, backend, size, smoothing) → tables and plots."""
-    devices, kernels = defaultdict(dict), defaultdict(dict)
+    devices, kernels, engines = defaultdict(dict), defaultdict(dict), defaultdict(dict)
     for run in load_runs(root):  # sorted by time within a device: newer results replace older ones
         for r in run["results"]:
             slug = device_slug(run["device"])
             if r.get("kind") == "kernel":
                 kernels[slug][(r["op"], r["path"], r["dtype"], tuple(r["size"]))] = (run, r)
+            elif r.get("kind") == "engine":
+                engines[slug][(r["model"], r["precision"], r["target"], r["tensorrt"]["version"])] = (run, r)
             else:
                 devices[slug][_row_key(r)] = (run, r)
     lines = ["# Benchmark results", "",
@@ -145,9 +160,9 @@ def render(root: Path = RESULTS_DIR) -> Path:
              "precision, backend, frame size and smoothing on each device). Latency is end to end: a uint8 BGR frame "
              "in, a uint8 BGR frame out, pre- and post-processing included. Only numbers from the same run are "
              "measured side by side. ⚠ marks a coefficient of variation above 5%.", ""]
-    for slug in sorted(devices.keys() | kernels.keys()):
+    for slug in sorted(devices.keys() | kernels.keys() | engines.keys()):
         keyed = devices[slug]
-        runs = {run["file"]: run for run, _ in [*keyed.values(), *kernels[slug].values()]}
+        runs = {run["file"]: run for run, _ in [*keyed.values(), *kernels[slug].values(), *engines[slug].values()]}
         newest = max(runs.values(), key=lambda run: run["created"])
         rows = [r for _, r in keyed.values()]
         lines += [f"## {slug}", "", _device_line(newest["device"]), "",
@@ -172,6 +187,8 @@ def render(root: Path = RESULTS_DIR) -> Path:
             lines += [f"![speed against quality]({slug}/quality.png)", ""]
         if kernels[slug]:
             lines += _kernel_table(kernels[slug].values())
+        if engines[slug]:
+            lines += _engine_table(engines[slug].values())
     lines += _estimate_section(root)
     out = root / "README.md"
     out.write_text("\n".join(lines) + "\n")

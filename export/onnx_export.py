@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stylecam.bundle import load_bundle, write_manifest
+from stylecam.bundle import load_bundle, sha256_file, write_manifest
 from stylecam.frames import to_tensor
 from stylecam.train.data import read_rgb
 from stylecam.train.models import fold_batchnorm, load_generator
@@ -58,15 +58,20 @@ def export_bundle(bundle_dir: str | Path, check_image: str | Path | None = None,
         err = parity(model, tmp_path, bgr, bundle)
         if not err <= PARITY_TOLERANCE:
             raise ExportError(f"ONNX output differs from torch by {err:.2e} (> {PARITY_TOLERANCE}); not written")
+        unchanged = sha256_file(tmp_path) == bundle.manifest.get("files", {}).get("model.onnx", {}).get("sha256")
         tmp_path.replace(out)
     manifest = dict(bundle.manifest)
-    for stale in ("model.fp16.onnx", "model.int8.onnx"):  # made from the previous model.onnx
-        manifest["files"].pop(stale, None)
-        (Path(bundle_dir) / stale).unlink(missing_ok=True)
+    # variants made from this very model.onnx stay, unless asked for again; the rest are stale
+    kept = {p: v for p, v in manifest.get("variants", {}).items()
+            if unchanged and p not in precisions and v.get("status") == "passed"}
+    for stale in ("model.fp16.onnx", "model.int8.onnx"):
+        if not any(v.get("file") == stale for v in kept.values()):
+            manifest["files"].pop(stale, None)
+            (Path(bundle_dir) / stale).unlink(missing_ok=True)
     manifest["export"] = {"opset": OPSET, "torch": torch.__version__, "batchnorm_folded": True,
                           "parity": {"image": Path(image).name, "size": list(bgr.shape[:2]),
                                      "max_abs_error_vs_torch": err}}
-    manifest["variants"] = {"fp32": {"file": "model.onnx", "dtype": "float32", "status": "passed"}}
+    manifest["variants"] = {"fp32": {"file": "model.onnx", "dtype": "float32", "status": "passed"}, **kept}
     manifest = write_manifest(bundle_dir, manifest)
     lower = [p for p in precisions if p != "fp32"]
     if lower:

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 from conftest import shared, tiny  # noqa: E402
 from stylecam import Stylizer, load_bundle  # noqa: E402
+from stylecam.bundle import write_manifest  # noqa: E402
 from stylecam.train.trainer import train  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -64,3 +65,18 @@ def test_cli_train_reports_a_missing_content_folder(tmp_path):
                         "--content", str(tmp_path / "nope"), "--out", str(tmp_path / "b"), "--steps", "1"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "no images" in r.stderr
+
+
+def test_reexport_keeps_variants_only_while_model_onnx_is_unchanged(candy_copy):
+    from stylecam.export.onnx_export import export_bundle
+
+    export_bundle(candy_copy)  # the same weights give the same model.onnx: its FP16/INT8 variants still hold
+    m = load_bundle(candy_copy).manifest
+    assert {"fp16", "int8"} <= set(m["variants"]) and (candy_copy / "model.int8.onnx").is_file()
+    weights = candy_copy / "weights.safetensors"
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in load_file(weights).items()}, weights)
+    write_manifest(candy_copy, m)
+    export_bundle(candy_copy)  # new weights: the old variants are stale and go
+    m = load_bundle(candy_copy).manifest
+    assert list(m["variants"]) == ["fp32"] and not (candy_copy / "model.fp16.onnx").exists()
+    assert "model.int8.onnx" not in m["files"]

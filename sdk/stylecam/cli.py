@@ -191,7 +191,8 @@ def cmd_export(args) -> None:
             continue
         acc = v.get("accuracy", {})
         m = v.get("mixed_precision")
-        mixed = (f" (mixed precision: the last {m['float_convs']} of {m['of_convs']} convolutions in float, "
+        mixed = (f" (mixed precision: the {len(m['float_nodes'])} most sensitive nodes in float, "
+                 f"{m['float_convs']} of {m['of_convs']} convolutions among them, "
                  f"{m['int8_mac_share']:.0%} of the MACs in INT8; INT8 everywhere gave "
                  f"{m['int8_everywhere_psnr_db']} dB)") if m else ""
         print(f"{p}: {v['status']}: PSNR {acc.get('psnr_db')} dB, SSIM {acc.get('ssim')}, max abs error "
@@ -233,6 +234,8 @@ def cmd_bench(args) -> None:
         return bench_kernels(args)
     if args.action == "estimate":
         return bench_estimate(args)
+    if args.action == "engines":
+        return bench_engines(args)
     sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
     rows = []
@@ -266,6 +269,23 @@ def bench_kernels(args) -> None:
         share = f"{r['of_copy']:.0%}" if r["of_copy"] else "–"
         print(f"{r['op']:<16}{r['path']:<7}{r['dtype']:<6}{'{}x{}'.format(*r['size']):>11}"
               f"{r['ms']['median']:>11.3f}{r['gb_s']:>9.1f}{share:>9}")
+    if args.save:
+        print(f"saved {results.save_run(rows, results.device_block())}")
+
+
+def bench_engines(args) -> None:
+    from stylecam.benchmarks import engines, results
+    from stylecam.export.engine import DEFAULT_SHAPES
+
+    from .styles import resolve
+
+    shapes = _sizes(args.sizes) if args.sizes else DEFAULT_SHAPES
+    rows = [engines.bench_engine(resolve(style), precision, shapes, sm=args.sm)
+            for style in args.models.split(",") for precision in (args.precisions or "fp16").split(",")]
+    print(f"{'model':<14}{'precision':<10}{'target':<8}{'build s':>9}{'MB':>8}{'load s':>9}")
+    for r in rows:
+        load = f"{r['load_s']:>9.3f}" if r["load_s"] is not None else f"{'–':>9}  ({r['load_note']})"
+        print(f"{r['model']:<14}{r['precision']:<10}{r['target']:<8}{r['build_s']:>9.1f}{r['engine_mb']:>8.1f}{load}")
     if args.save:
         print(f"saved {results.save_run(rows, results.device_block())}")
 
@@ -432,10 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="latency per model, backend, precision and frame size; 'report' "
                            "renders benchmarks/results/README.md")
-    bench.add_argument("action", nargs="?", default="run", choices=["run", "report", "kernels", "estimate"],
+    bench.add_argument("action", nargs="?", default="run", choices=["run", "report", "kernels", "estimate",
+                                                                   "engines"],
                        help="run: models; kernels: pre/post-processing (CUDA kernels against a device copy, and the "
                        "CPU path) at --sizes (default 1080x1920); estimate: predicted FPS on Jetson Orin Nano/NX, AGX Orin and "
-                       "Thor from each model's graph; report: render the results database")
+                       "Thor from each model's graph; engines: TensorRT engine build time, size and load time (--sm for "
+                       "tensorrt_rtx's ahead-of-time target); report: render the results database")
     bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
     bench.add_argument("--backends", default="onnxruntime")
     bench.add_argument("--precisions", help="comma list of fp32, fp16, int8 (default fp32; estimate: all three)")
@@ -447,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
     bench.add_argument("--iters", type=int, default=30)
     bench.add_argument("--threads", type=int)
+    bench.add_argument("--sm", help="engines with tensorrt_rtx: build for SM75/80/86/89/120/121 (default: this GPU, "
+                       "else SM86)")
     bench.add_argument("--save", action="store_true", help="add the run to benchmarks/results/<device>/")
     bench.set_defaults(func=cmd_bench)
 
