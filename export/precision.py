@@ -4,11 +4,11 @@ FP16: every float tensor inside the network, through ONNX Runtime's converter. I
 an FP16 input alone cost mosaic 11 dB (54.7 → 43.4 dB PSNR), since its hard tile edges amplify input rounding.
 INT8: ONNX Runtime's static quantizer in Q/DQ form. Weights are symmetric per channel, activations symmetric,
 and biases are left in float (TensorRT-RTX builds Q/DQ only that way; PLATFORM.md). Calibration runs on content
-photos with MinMax, Entropy or Percentile. If INT8 everywhere misses the gate, the most sensitive layers stay in
-float: each quantized node is put in INT8 alone (the rest float) and judged on calibration photos, and the
-smallest set of the worst ones that brings the model over the gate is found by bisection. The gate itself is then
-measured on held-out photos that took no part in the choice. Sensitivity differs by style: the_scream and udnie
-lose most in the decoder, mosaic in the stem and the upsampling convolutions, so no fixed rule fits all six.
+photos with MinMax, Entropy or Percentile. If INT8 everywhere misses the gate, some nodes stay in float, in one
+of two orders: the most sensitive first (each node put in INT8 alone, the rest float, and judged on calibration
+photos), or the decoder first (its residual stream spans ±220 in candy, against ±1 at the input). Bisection finds
+the fewest nodes of each order that pass on the calibration photos, and the order that leaves more MACs in INT8
+wins. The gate itself is then measured on held-out photos that took no part in the choice.
 """
 from __future__ import annotations
 
@@ -202,36 +202,56 @@ SEARCH_PHOTOS = 16  # calibration photos that judge each node during the mixed-p
 SEARCH_MARGIN_DB = 1.0
 
 
+def _int8_share(path: Path, macs: dict[str, int]) -> float:
+    return round(sum(macs[c] for c in int8_convs(path)) / sum(macs.values()), 3)
+
+
+def _fewest_in_float(quantize, out: Path, search: Reference, order: list[str]) -> tuple[int | None, dict]:
+    """Bisection over the prefixes of ``order``: the fewest nodes in float that bring ``search``'s worst PSNR to
+    the gate plus the margin (None if only all-float does), and the PSNR of each try. It assumes that keeping
+    more of the order in float does not lower the PSNR, as measured on the six shipped styles."""
+    target = GATE_DB["int8"] + SEARCH_MARGIN_DB
+    lo, hi, tries = 0, len(order), {}
+    while hi - lo > 1:
+        k = (lo + hi) // 2
+        quantize(exclude=order[:k])
+        tries[k] = round(search.psnr_db(out), 2)
+        lo, hi = (lo, k) if tries[k] >= target else (k, hi)
+    return (hi if hi < len(order) else None), tries
+
+
 def _int8_mixed(quantize, out: Path, search: Reference, gate: Reference, macs: dict[str, int],
                 everywhere: dict) -> dict:
-    """Keep the most sensitive nodes in float: the fewest that lift ``search``'s worst PSNR over the gate (plus
-    a margin).
-    Bisection assumes that keeping more of the ranked nodes in float does not lower the PSNR (as measured on
-    the six shipped styles). The result, in ``out``, is then judged once on the held-out ``gate`` photos."""
+    """Keep some nodes in float, in one of two orders: the most sensitive first (each node put in INT8 alone and
+    judged on ``search``), or the decoder first (its activations span the widest range). Each order keeps the
+    fewest nodes that pass on ``search``; the one with more INT8 MACs wins. The result, in ``out``, is then
+    judged once on the held-out ``gate`` photos."""
     units = quantized_nodes(out)
     sensitivity = {}
     for unit in units:  # that node alone in INT8
         quantize(only=[unit])
         sensitivity[unit] = search.psnr_db(out)
-    ranked = sorted(units, key=sensitivity.get)
-    lo, hi, tries = 0, len(units), {}
-    while hi - lo > 1:
-        k = (lo + hi) // 2
-        quantize(exclude=ranked[:k])
-        tries[k] = round(search.psnr_db(out), 2)
-        lo, hi = (lo, k) if tries[k] >= GATE_DB["int8"] + SEARCH_MARGIN_DB else (k, hi)
-    if hi == len(units):  # nothing short of all-float passes: keep INT8 everywhere, which the gate rejects
-        hi = 0
-    quantize(exclude=ranked[:hi])
-    int8 = int8_convs(out)
+    orders = {"most sensitive first": sorted(units, key=sensitivity.get), "decoder first": units[::-1]}
+    candidates = {}
+    for name, order in orders.items():
+        k, tries = _fewest_in_float(quantize, out, search, order)
+        if k is not None:
+            quantize(exclude=order[:k])
+        candidates[name] = {"float_nodes": k, "int8_mac_share": _int8_share(out, macs) if k is not None else None,
+                            "search": [{"float_nodes": n, "psnr_db": db} for n, db in sorted(tries.items())]}
+    passing = [n for n in orders if candidates[n]["float_nodes"] is not None]
+    best = max(passing, key=lambda n: candidates[n]["int8_mac_share"], default=None)
+    in_float = orders[best][:candidates[best]["float_nodes"]] if best else []  # none: INT8 everywhere, rejected
+    quantize(exclude=in_float)
     return {"accuracy": gate.compare(out), "mixed_precision": {
-        "float_nodes": ranked[:hi], "float_convs": len(macs) - len(int8), "of_convs": len(macs),
-        "int8_mac_share": round(sum(macs[c] for c in int8) / sum(macs.values()), 3),
+        "order": best, "float_nodes": in_float, "float_convs": len(macs) - len(int8_convs(out)),
+        "of_convs": len(macs), "int8_mac_share": _int8_share(out, macs),
         "int8_everywhere_psnr_db": everywhere["psnr_db"],
         "chosen_on": f"{len(search.photos)} calibration photos, aiming {SEARCH_MARGIN_DB} dB over the gate; "
                      f"the gate on {len(gate.photos)} held-out ones",
-        "sensitivity_db": {u: (round(sensitivity[u], 2) if np.isfinite(sensitivity[u]) else None) for u in ranked},
-        "search": [{"float_nodes": k, "psnr_db": p} for k, p in sorted(tries.items())]}}
+        "candidates": candidates,
+        "sensitivity_db": {u: (round(sensitivity[u], 2) if np.isfinite(sensitivity[u]) else None)
+                           for u in orders["most sensitive first"]}}}
 
 
 def check_gate(name: str, precision: str, accuracy: dict) -> None:

@@ -191,7 +191,7 @@ def cmd_export(args) -> None:
             continue
         acc = v.get("accuracy", {})
         m = v.get("mixed_precision")
-        mixed = (f" (mixed precision: the {len(m['float_nodes'])} most sensitive nodes in float, "
+        mixed = (f" (mixed precision, {m['order']}: {len(m['float_nodes'])} nodes in float, "
                  f"{m['float_convs']} of {m['of_convs']} convolutions among them, "
                  f"{m['int8_mac_share']:.0%} of the MACs in INT8; INT8 everywhere gave "
                  f"{m['int8_everywhere_psnr_db']} dB)") if m else ""
