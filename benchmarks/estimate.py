@@ -12,7 +12,9 @@ Assumptions, each a number here so that a measurement can replace it:
 * full convolutions run on tensor cores at TENSOR_EFFICIENCY of peak (16–128 channels is far from the shapes
   tensor cores like; fp32 runs as TF32 at half the fp16 rate). Depthwise ones run on CUDA cores at
   CUDA_CORE_EFFICIENCY;
-* Jetson memory is shared by CPU and GPU: no host-to-device copy, the frame is read where the camera wrote it.
+* Jetson memory is shared by CPU and GPU: no host-to-device copy, the frame is read where the camera wrote it;
+* a mixed INT8 variant runs its INT8 convolutions in INT8 and the rest in FP16, the types its ONNX file holds
+  (precision.py) and a strongly typed TensorRT network keeps.
 
 These efficiencies are guesses until a TensorRT run on a real GPU calibrates them: ``check`` sets predictions
 beside the measured TensorRT results in the results database for any device listed here (H100 included).
@@ -66,16 +68,17 @@ DEVICES = {d.name: d for d in (
 JETSONS = [name for name in DEVICES if name.startswith("Jetson")]
 
 
-def predict(layers, device: Device, precision: str, h: int, w: int) -> dict:
-    """Predicted ms for one h×w frame: the layers (from ``export.graph.conv_layers`` at that size) + pre/post."""
-    size = BYTES[precision]
+def predict(layers, device: Device, precision: str, h: int, w: int, int8_layers: set[str] | None = None) -> dict:
+    """Predicted ms for one h×w frame: the layers (from ``export.graph.conv_layers`` at that size) + pre/post.
+    ``int8_layers``: with precision int8, the convolutions a mixed variant runs in INT8 (None: all of them)."""
     bandwidth = device.dram_gb_s * 1e9 * DRAM_EFFICIENCY
     compute_s = memory_s = total_s = 0.0
     for layer in layers:
-        rate = device.cuda_macs_s(precision) * CUDA_CORE_EFFICIENCY if layer.depthwise else \
-            device.tensor_macs_s(precision) * TENSOR_EFFICIENCY
+        p = "fp16" if precision == "int8" and int8_layers is not None and layer.name not in int8_layers else precision
+        rate = device.cuda_macs_s(p) * CUDA_CORE_EFFICIENCY if layer.depthwise else \
+            device.tensor_macs_s(p) * TENSOR_EFFICIENCY
         c = layer.macs / rate
-        m = (layer.input_elems + layer.output_elems + layer.weight_elems) * size / bandwidth
+        m = (layer.input_elems + layer.output_elems + layer.weight_elems) * BYTES[p] / bandwidth
         compute_s, memory_s = compute_s + c, memory_s + m
         total_s += max(c, m) + LAYER_OVERHEAD_S
     # the network's input and output stay fp32 in every variant (precision.py)
@@ -87,16 +90,21 @@ def predict(layers, device: Device, precision: str, h: int, w: int) -> dict:
             "bound": "memory" if memory_s > compute_s else "compute"}
 
 
-def estimate(onnx_path: str | Path, model: str, precisions, sizes, devices=JETSONS) -> list[dict]:
+def estimate(onnx_path: str | Path, model: str, precisions, sizes, devices=JETSONS,
+             int8_layers: set[str] | None = None) -> list[dict]:
+    """Rows per size, device and precision; ``int8_layers`` as in ``predict`` (a shipped mixed INT8 variant)."""
     from stylecam.export.graph import conv_layers
 
     rows = []
     for h, w in sizes:
         layers = conv_layers(onnx_path, h, w)
+        gmacs = sum(lr.macs for lr in layers) / 1e9
+        int8_share = 1.0 if int8_layers is None else sum(lr.macs for lr in layers if lr.name in int8_layers) / 1e9 / gmacs
         for name in devices:
             for precision in precisions:
-                rows.append({"model": model, "gmacs": round(sum(lr.macs for lr in layers) / 1e9, 2),
-                             **predict(layers, DEVICES[name], precision, h, w)})
+                rows.append({"model": model, "gmacs": round(gmacs, 2),
+                             **({"int8_mac_share": round(int8_share, 3)} if precision == "int8" else {}),
+                             **predict(layers, DEVICES[name], precision, h, w, int8_layers)})
     return rows
 
 

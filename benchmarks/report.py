@@ -126,7 +126,9 @@ def _estimate_section(root: Path) -> list[str]:
              "`benchmarks/estimate.py`.", "",
              "| model | device (power mode) | precision | frame | ms | FPS | bound |", "|---|---|---|---|---|---|---|"]
     for e in doc["estimates"]:
-        lines.append(f"| {e['model']} | {e['device']} ({e['power_mode']}) | {e['precision']} | "
+        precision = e["precision"] + (f" ({e['int8_mac_share']:.0%} INT8, rest FP16)"
+                                      if e.get("int8_mac_share", 1) < 1 else "")
+        lines.append(f"| {e['model']} | {e['device']} ({e['power_mode']}) | {precision} | "
                      f"{e['size'][0]}×{e['size'][1]} | {e['ms']:.1f} | {e['fps']:.0f} | {e['bound']} |")
     checked = check(doc["estimates"], load_runs(root))
     lines += [""]

@@ -13,10 +13,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 import torch.ao.quantization as tq
 from torch.nn.utils import parametrize
 from tqdm import tqdm
+
+from stylecam.export.precision import to_fp16
 
 from .data import ContentImages
 from .models import fold_batchnorm, load_generator
@@ -65,6 +68,7 @@ def export_int8(model: torch.nn.Module, path: Path, stride: int) -> None:
     # torch.export cannot trace the parametrized weights; the TorchScript exporter maps FakeQuantize to Q/DQ
     torch.onnx.export(model.eval(), (x,), str(path), dynamo=False, opset_version=18, input_names=["x"],
                       output_names=["y"], dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
+    onnx.save(to_fp16(onnx.load(str(path))), str(path))  # the float tail in FP16, as post-training INT8 has it
 
 
 def finetune(bundle, content: str | Path, steps: int = 1000, size: int = 256, batch: int = 2, lr: float = 1e-4,

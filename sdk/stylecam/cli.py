@@ -294,18 +294,21 @@ def bench_estimate(args) -> None:
     _needs_train_extra("bench estimate")  # onnx, for shape inference
     from stylecam.benchmarks import estimate
     from stylecam.benchmarks.results import RESULTS_DIR
+    from stylecam.export.precision import int8_convs
     from stylecam.styles import resolve
 
     sizes, precisions = _sizes(args.sizes or "480x640,720x1280"), (args.precisions or "fp32,fp16,int8").split(",")
     rows = []
     for style in args.models.split(","):
         bundle = resolve(style)
-        rows += estimate.estimate(bundle.model_file("fp32"), bundle.name, precisions, sizes)
+        int8 = set(int8_convs(bundle.model_file("int8"))) if "int8" in bundle.variants else None  # mixed INT8
+        rows += estimate.estimate(bundle.model_file("fp32"), bundle.name, precisions, sizes, int8_layers=int8)
     print("predicted, not measured (assumptions in stylecam/benchmarks/estimate.py)")
     print(f"{'model':<14}{'device':<24}{'precision':<10}{'frame':>10}{'ms':>9}{'FPS':>8}  bound")
     for r in rows:
+        mixed = f" ({r['int8_mac_share']:.0%} of MACs in INT8, the rest FP16)" if r.get("int8_mac_share", 1) < 1 else ""
         print(f"{r['model']:<14}{r['device']:<24}{r['precision']:<10}{'{}x{}'.format(*r['size']):>10}"
-              f"{r['ms']:>9.2f}{r['fps']:>8.0f}  {r['bound']}")
+              f"{r['ms']:>9.2f}{r['fps']:>8.0f}  {r['bound']}{mixed}")
     if args.save:
         print(f"saved {estimate.save(rows, RESULTS_DIR / 'estimate.json')}")
 
