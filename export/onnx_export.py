@@ -25,6 +25,8 @@ def _export(model: torch.nn.Module, path: Path, stride: int) -> None:
     dims = {"x": {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}}
     program = torch.onnx.export(model, (x,), dynamo=True, opset_version=OPSET, dynamic_shapes=dims,
                                 input_names=["x"], output_names=["y"], optimize=True, verbose=False)
+    for node in program.model.graph:  # stack traces name the exporting machine's files: not reproducible
+        node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)
     program.save(str(path))
 
 
