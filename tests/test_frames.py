@@ -36,3 +36,14 @@ def test_post_clamps_and_blends():
 def test_bad_frames_say_what_was_expected(bad, expect):
     with pytest.raises(FrameError, match=expect):
         check_frame(bad)
+
+
+def test_image_grid_lines_up_columns_of_portrait_and_landscape_photos():
+    from stylecam.frames import image_grid
+
+    land, port = np.full((40, 60, 3), 200, np.uint8), np.full((60, 40, 3), 100, np.uint8)
+    grid = image_grid([[land, land], [port, port]], height=30)
+    assert grid.shape == (60, 2 * 45, 3)  # cells as wide as the widest tile (60 × 30/40 = 45)
+    row = grid[45, :, 0]  # the portrait row: 20 px tiles centred in 45 px cells
+    assert (row[:12] == 0).all() and (row[12:32] == 100).all() and (row[32:45] == 0).all()
+    assert (row[45 + 12:45 + 32] == 100).all()

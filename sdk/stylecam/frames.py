@@ -112,15 +112,23 @@ def draw_label(image: np.ndarray, text: str, origin: tuple[int, int], scale: flo
 
 def image_grid(rows: list[list[np.ndarray]], labels: list[str] | None = None, height: int = 160,
                label_first_row: bool = True) -> np.ndarray:
-    """Tiles scaled to one height, rows stacked (padded to the widest). ``labels`` go on the first row's tiles,
-    or with ``label_first_row=False`` on each row's first tile."""
+    """Tiles scaled to one height and centred in cells of one width (the widest tile's), so columns line up
+    whatever each photo's orientation. ``labels`` go on the first row's tiles, or with ``label_first_row=False``
+    on each row's first tile."""
     def fit(img):
         img = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         return cv2.resize(img, (round(img.shape[1] * height / img.shape[0]), height), interpolation=cv2.INTER_AREA)
 
+    fitted = [[fit(t) for t in row] for row in rows]
+    cell = max(t.shape[1] for row in fitted for t in row)
+
+    def centre(tile):
+        left = (cell - tile.shape[1]) // 2
+        return np.pad(tile, ((0, 0), (left, cell - tile.shape[1] - left), (0, 0)))
+
     strips = []
-    for i, row in enumerate(rows):
-        tiles = [fit(t) for t in row]
+    for i, tiles in enumerate(fitted):
+        tiles = [centre(t) for t in tiles]
         if labels and label_first_row and i == 0:
             for tile, label in zip(tiles, labels):
                 draw_label(tile, label, (5, 16), scale=0.45)
