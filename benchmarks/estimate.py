@@ -98,8 +98,9 @@ def estimate(onnx_path: str | Path, model: str, precisions, sizes, devices=JETSO
     rows = []
     for h, w in sizes:
         layers = conv_layers(onnx_path, h, w)
-        gmacs = sum(lr.macs for lr in layers) / 1e9
-        int8_share = 1.0 if int8_layers is None else sum(lr.macs for lr in layers if lr.name in int8_layers) / 1e9 / gmacs
+        macs = sum(lr.macs for lr in layers)
+        gmacs = macs / 1e9
+        int8_share = 1.0 if int8_layers is None else sum(lr.macs for lr in layers if lr.name in int8_layers) / macs
         for name in devices:
             for precision in precisions:
                 rows.append({"model": model, "gmacs": round(gmacs, 2),

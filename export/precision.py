@@ -168,6 +168,7 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
     """Q/DQ model of the bundle's FP32 one, FP16 wherever it is not INT8; ``exclude`` keeps nodes out of INT8,
     ``only`` quantizes just those.
     With ``calibration_cache`` the tensor ranges are computed once and reused by later calls."""
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     methods = {"percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy,
@@ -178,14 +179,14 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
     # ONNX Runtime ≥ 1.32 can reuse tensor ranges; an older one calibrates on every call (slower, same result)
     reuse = calibration_cache and "calibration_cache_path" in inspect.signature(quantize_static).parameters
     cache = {"calibration_cache_path": str(calibration_cache)} if reuse else {}
-    quantize_static(str(src), str(out), _Calibration(bundle, _session(src).get_inputs()[0].name, calib_photos),
+    reader = None if reuse and Path(calibration_cache).is_file() else \
+        _Calibration(bundle, _session(src).get_inputs()[0].name, calib_photos)  # only when it will be read
+    quantize_static(str(src), str(out), reader,
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=exclude or [],
                     nodes_to_quantize=only or [], **cache,
                     extra_options={"QuantizeBias": False, "ActivationSymmetric": True, "WeightSymmetric": True,
                                    "CalibPercentile": 99.99})
-    import onnx
-
     onnx.save(to_fp16(onnx.load(str(out))), str(out))  # what is not INT8 runs in FP16, not FP32
 
 
@@ -220,8 +221,8 @@ SEARCH_PHOTOS = 16  # calibration photos that judge each node during the mixed-p
 SEARCH_MARGIN_DB = 1.0
 
 
-def _int8_share(path: Path, macs: dict[str, int]) -> float:
-    return round(sum(macs[c] for c in int8_convs(path)) / sum(macs.values()), 3)
+def _int8_share(int8: list[str], macs: dict[str, int]) -> float:
+    return round(sum(macs[c] for c in int8) / sum(macs.values()), 3)
 
 
 def _fewest_in_float(quantize, out: Path, search: Reference, order: list[str]) -> tuple[int | None, dict]:
@@ -255,15 +256,17 @@ def _int8_mixed(quantize, out: Path, search: Reference, gate: Reference, macs: d
         k, tries = _fewest_in_float(quantize, out, search, order)
         if k is not None:
             quantize(exclude=order[:k])
-        candidates[name] = {"float_nodes": k, "int8_mac_share": _int8_share(out, macs) if k is not None else None,
+        share = _int8_share(int8_convs(out), macs) if k is not None else None
+        candidates[name] = {"float_nodes": k, "int8_mac_share": share,
                             "search": [{"float_nodes": n, "psnr_db": db} for n, db in sorted(tries.items())]}
     passing = [n for n in orders if candidates[n]["float_nodes"] is not None]
     best = max(passing, key=lambda n: candidates[n]["int8_mac_share"], default=None)
     in_float = orders[best][:candidates[best]["float_nodes"]] if best else []  # none: INT8 everywhere, rejected
     quantize(exclude=in_float)
+    int8 = int8_convs(out)
     return {"accuracy": gate.compare(out), "mixed_precision": {
-        "order": best, "float_nodes": in_float, "float_convs": len(macs) - len(int8_convs(out)),
-        "of_convs": len(macs), "int8_mac_share": _int8_share(out, macs),
+        "order": best, "float_nodes": in_float, "float_convs": len(macs) - len(int8),
+        "of_convs": len(macs), "int8_mac_share": _int8_share(int8, macs),
         "int8_everywhere_psnr_db": everywhere["psnr_db"],
         "chosen_on": f"{len(search.photos)} calibration photos, aiming {SEARCH_MARGIN_DB} dB over the gate; "
                      f"the gate on {len(gate.photos)} held-out ones",

@@ -459,8 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "engines"],
                        help="run: models; kernels: pre/post-processing (CUDA kernels against a device copy, and the "
                        "CPU path) at --sizes (default 1080x1920); estimate: predicted FPS on Jetson Orin Nano/NX, AGX Orin and "
-                       "Thor from each model's graph; engines: TensorRT engine build time, size and load time (--sm for "
-                       "tensorrt_rtx's ahead-of-time target); report: render the results database")
+                       "Thor from each model's graph; engines: TensorRT engine build time, size and load time "
+                       "(--sm for tensorrt_rtx's ahead-of-time target); report: render the results database")
     bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
     bench.add_argument("--backends", default="onnxruntime")
     bench.add_argument("--precisions", help="comma list of fp32, fp16, int8 (default fp32; estimate: all three)")
