@@ -126,3 +126,22 @@ def test_fine_tune_starts_from_a_bundled_style_by_name(content, tmp_path):
     assert m["architecture"]["name"] == "small" and m["training"]["recipe"]["init"] == "candy"
     first = read_log(out)[0]
     assert first["step"] == 1 and first["style"] > 0
+
+
+def test_fine_tuning_keeps_the_batchnorm_statistics_unless_told_not_to(content, tmp_path):
+    from safetensors.torch import load_file
+
+    from stylecam.styles import resolve
+
+    shipped = load_file(resolve("candy").file("weights.safetensors"))
+    stats = [k for k in shipped if k.endswith(("running_mean", "running_var"))]
+    convs = [k for k in shipped if k.endswith(".weight") and shipped[k].dim() == 4]
+    frozen, free = tmp_path / "frozen", tmp_path / "free"
+    quiet_train(tiny(content, frozen, 2, init="candy"))
+    quiet_train(tiny(content, free, 2, init="candy", freeze_bn=False))
+    a, b = load_file(frozen / "weights.safetensors"), load_file(free / "weights.safetensors")
+    assert stats and all(torch.equal(a[k], shipped[k]) for k in stats)
+    assert not all(torch.equal(a[k], shipped[k]) for k in convs)  # the weights still learn
+    assert not any(torch.equal(b[k], shipped[k]) for k in stats)
+    assert load_bundle(frozen).manifest["training"]["recipe"]["freeze_bn"] is True
+    assert load_bundle(free).manifest["training"]["recipe"]["freeze_bn"] is False

@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title")
     p.add_argument("--style-licence", default="unknown", help="licence of the style image, for the model card")
     p.add_argument("--init", help="start from this bundle's weights, a folder or a bundled style name (fine-tune a new style from an old one)")
+    p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep BatchNorm statistics fixed while training (default: on with --init, off from scratch)")
     p.add_argument("--gan", choices=["hinge", "lsgan"], help="add adversarial training against a PatchGAN "
                    "discriminator on style-image patches")
     p.add_argument("--gan-weight", type=float, default=LossWeights.gan)

@@ -61,6 +61,11 @@ class TrainConfig:
     r1: float = 0.0  # R1 gradient penalty weight (γ); 0 = off
     d_lr: float = 2e-4
     teacher: str | None = None  # a trained bundle to distil from
+    freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None = when fine-tuning (--init)
+
+    @property
+    def bn_frozen(self) -> bool:
+        return bool(self.init) if self.freeze_bn is None else self.freeze_bn
 
 
 LOGGED = ("total", "content", "style", "tv", "temporal", "gan", "distill", "d_loss", "d_real", "d_fake",
@@ -126,6 +131,7 @@ def write_bundle(cfg: TrainConfig, model, step: int, hardware: str, seconds: flo
     atomic_write_bytes(out / "style.jpg", cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     name = cfg.name or out.name
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "vgg", "device")}
+    recipe["freeze_bn"] = cfg.bn_frozen
     for key in ("style", "content", "init", "teacher"):
         if recipe.get(key):
             recipe[key] = Path(recipe[key]).name
@@ -182,6 +188,17 @@ class Distiller:
         return loss
 
 
+def set_train_mode(model: torch.nn.Module, freeze_bn: bool) -> None:
+    """Training mode, with BatchNorm on its running statistics when frozen. A fine-tune at batch 2 would
+    otherwise replace the trained statistics with noisy small-batch ones and drift from the style it starts
+    from (measured in the README); the BN scale and shift still learn."""
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     world = distributed.setup(cfg.device)
     try:
@@ -223,7 +240,7 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
     new_log = not log_path.exists() or step == 0
     hardware, t0, last = _hardware(world), time.time(), {}
     samples = _sample_photos(data, cfg.size).to(device)
-    model.train()
+    set_train_mode(net, cfg.bn_frozen)
     logf = open(log_path, "w" if new_log else "a", newline="") if world.main else io.StringIO()
     with logf, tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {out.name}") as bar:
         log = csv.writer(logf)
@@ -269,7 +286,7 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
                     dist_info = {"distributed": {"world_size": world.size, "backend": world.backend,
                                                  "replicas_identical": identical}} if world.size > 1 else {}
                     write_bundle(cfg, net, step, hardware, time.time() - t0, last, dist_info)
-                    net.train()
+                    set_train_mode(net, cfg.bn_frozen)
     return out
 
 
@@ -290,7 +307,7 @@ def main(args: argparse.Namespace) -> None:
                       content_limit=args.content_limit, init=args.init, resume=args.resume, gan=args.gan,
                       spectral_norm=args.stabilizer in ("sn", "both"),
                       r1=args.r1 if args.stabilizer in ("r1", "both") else 0.0, d_lr=args.d_lr,
-                      teacher=args.teacher)
+                      teacher=args.teacher, freeze_bn=args.freeze_bn)
     out = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"bundle written: {out} (next: stylecam export {out})")
