@@ -46,3 +46,19 @@ def test_cli_eval_writes_a_contact_sheet(tmp_path):
     img = cv2.imread(str(sheet))
     widest = max(3 * round(p.shape[1] * 160 / p.shape[0]) for p in photos)  # columns: photo + 2 styles
     assert img.shape[:2] == (2 * 160, widest)  # rows: photos
+
+
+def test_eval_write_manifest_keeps_the_flicker_numbers(candy_copy):
+    import json
+
+    shared("content")
+    path = candy_copy / "manifest.json"
+    m = json.loads(path.read_text())
+    m["metrics"]["flicker"] = {"vtest.avi": {"relative_warping_error": 2.0, "frames": 60}}
+    path.write_text(json.dumps(m))
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "eval", str(candy_copy), "--count", "1", "--size", "96",
+                        "--write-manifest"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    metrics = load_bundle(candy_copy, verify=False).manifest["metrics"]
+    assert metrics["photos"] == 1 and metrics["size"] == 96  # the photo metrics are new
+    assert metrics["flicker"] == {"vtest.avi": {"relative_warping_error": 2.0, "frames": 60}}
