@@ -303,10 +303,11 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
                       calibration={"method": method, "photos": len(calib_photos)},
                       scheme="symmetric, per-channel weights, float bias")
         record["accuracy"] = gate.compare(out)
+        macs = conv_macs(bundle.model_file("fp32"))
         if record["accuracy"]["psnr_db"] < GATE_DB["int8"]:
             search = Reference(bundle, calib_photos[:SEARCH_PHOTOS])
-            record.update(_int8_mixed(quantize, out, search, gate, conv_macs(bundle.model_file("fp32")),
-                                      record["accuracy"]))
+            record.update(_int8_mixed(quantize, out, search, gate, macs, record["accuracy"]))
+        record["int8_mac_share"] = _int8_share(int8_convs(out), macs)  # 1.0: INT8 everywhere passed
     try:
         check_gate(bundle.name, precision, record["accuracy"])
     except GateError as e:
