@@ -80,3 +80,22 @@ def test_unknown_backend_and_style_are_clear():
         Stylizer("candy", backend="coreml")
     with pytest.raises(BundleError, match="bundled styles: .*candy"):
         Stylizer("no_such_style")
+
+
+def test_auto_variant_is_the_backends_best_that_the_bundle_has(candy_copy, photo):
+    import json
+
+    from stylecam import backends, load_bundle
+    from stylecam.backends.onnxrt import OnnxRuntimeBackend
+    from stylecam.backends.trt import TensorRTBackend
+
+    candy = load_bundle(candy_copy)
+    assert backends.choose_variant(TensorRTBackend, candy) == "fp16"  # what a Jetson should get
+    assert backends.choose_variant(OnnxRuntimeBackend, candy) == "fp32"  # FP16/INT8 are slower on a CPU
+    assert backends.choose_variant(TensorRTBackend, candy, "int8") == "int8"  # asked for: kept
+    manifest = json.loads((candy_copy / "manifest.json").read_text())
+    del manifest["files"]["model.fp16.onnx"]  # e.g. a bundle exported without --precision fp16
+    (candy_copy / "manifest.json").write_text(json.dumps(manifest))
+    assert backends.choose_variant(TensorRTBackend, load_bundle(candy_copy)) == "fp32"
+    s = Stylizer(candy_copy, backend="onnxruntime", threads=1)
+    assert s.info()["variant"] == "fp32" and s.stylize(photo).shape == photo.shape

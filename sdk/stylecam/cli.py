@@ -122,7 +122,8 @@ def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoothing", type=float, help="video: blend with the flow-warped previous output, 0..<1")
     p.add_argument("--profile", help="profile file (default: $STYLECAM_PROFILE or ~/.config/stylecam/profile.json)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
-    p.add_argument("--variant", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"],
+                   help="auto: FP16 on TensorRT, FP32 on ONNX Runtime and torch, where the bundle has it")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
     p.add_argument("--max-frames", type=int)
 

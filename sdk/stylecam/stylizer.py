@@ -27,7 +27,7 @@ class Stylizer:
     >>> s.smoothing = 0.5                      # video: blend with the flow-warped previous output
 
     ``backend``: "auto" (TensorRT, else ONNX Runtime), "onnxruntime", "torch" or "tensorrt";
-    ``variant``: "fp32", "fp16" or "int8" where the bundle has it; ``threads``: CPU threads for ONNX Runtime.
+    ``variant``: "auto" (the backend's best: FP16 on TensorRT, FP32 on the CPU), "fp32", "fp16" or "int8"; ``threads``: CPU threads for ONNX Runtime.
     ``smoothing`` > 0 treats consecutive ``stylize`` calls as frames of one video (``reset_video()`` between
     clips); see ``stylecam.temporal.TemporalSmoother``. ``Stylizer.from_profile()`` starts from the user's
     saved look (``stylecam.profile``).
@@ -35,7 +35,7 @@ class Stylizer:
     """
 
     def __init__(self, style: str | os.PathLike | Bundle = DEFAULT_STYLE, backend: str = "auto",
-                 strength: float = 1.0, variant: str = "fp32", device: str = "auto", threads: int | None = None,
+                 strength: float = 1.0, variant: str = "auto", device: str = "auto", threads: int | None = None,
                  timer: StageTimer | None = None, mix: tuple[str | os.PathLike | Bundle, float] | None = None,
                  smoothing: float = 0.0):
         self.strength = strength
@@ -63,7 +63,7 @@ class Stylizer:
     def _load(self, style) -> tuple[Bundle, backends.Backend]:
         bundle = resolve(style)
         backend = backends.create(self._backend_name, **self._options)
-        backend.load(bundle, self._variant, self._device)
+        backend.load(bundle, backends.choose_variant(backend, bundle, self._variant), self._device)
         return bundle, backend
 
     @property

@@ -24,12 +24,21 @@ class BackendUnavailable(RuntimeError):
 
 class Backend(Protocol):
     name: str
+    preferred_variant: str  # what variant="auto" runs where the bundle has it
 
     def load(self, bundle: Bundle, variant: str = "fp32", device: str = "auto") -> None: ...
 
     def infer(self, tensor: np.ndarray) -> np.ndarray: ...
 
     def info(self) -> dict: ...
+
+
+def choose_variant(backend: Backend, bundle: Bundle, variant: str = "auto") -> str:
+    """``auto``: the backend's preferred variant where the bundle has it (only variants that passed their accuracy
+    gate are listed), else FP32; any other name is kept as asked."""
+    if variant != "auto":
+        return variant
+    return backend.preferred_variant if backend.preferred_variant in bundle.variants else "fp32"
 
 
 def _module(name: str):

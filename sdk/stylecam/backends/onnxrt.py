@@ -18,6 +18,7 @@ def unavailable_reason() -> str | None:
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    preferred_variant = "fp32"  # on the CPU, FP16 and INT8 Q/DQ run slower (benchmarks/results)
 
     def __init__(self, threads: int | None = None):
         self.threads = threads

@@ -20,6 +20,7 @@ def unavailable_reason() -> str | None:
 
 class TorchBackend:
     name = "torch"
+    preferred_variant = "fp32"  # the reference path
 
     def __init__(self, threads: int | None = None):
         self.threads = threads

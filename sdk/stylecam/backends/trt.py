@@ -35,6 +35,7 @@ def unavailable_reason() -> str | None:
 
 class TensorRTBackend:
     name = "tensorrt"
+    preferred_variant = "fp16"  # INT8 is faster only on paper until measured on a GPU (README, Export)
 
     def __init__(self, threads: int | None = None, shapes=None):
         from stylecam.export.engine import DEFAULT_SHAPES
