@@ -387,7 +387,8 @@ def cmd_eval(args) -> None:
               f"{metrics['style_distance']:>12.4g}{metrics['vgg16_kid']:>11.4f}{metrics['edge_ssim']:>11.3f}")
         if args.write_manifest:
             m = dict(bundle.manifest)
-            m["metrics"] = {**m.get("metrics", {}), **metrics, "photos_from": f"{Path(folder).name}/{pattern}", "size": args.size,
+            m["metrics"] = {**m.get("metrics", {}), **metrics,  # keeps the flicker numbers
+                            "photos_from": f"{Path(folder).name}/{pattern}", "size": args.size,
                             "style_reference": Path(style_image).name}
             write_manifest(bundle.path, m)
     if args.sheet:
