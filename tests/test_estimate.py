@@ -39,16 +39,16 @@ def test_graph_macs_match_the_manifest_and_predictions_order_sensibly():
 def test_mixed_int8_runs_its_float_convolutions_in_fp16():
     from stylecam.export.precision import int8_convs
 
-    scream = resolve("the_scream")  # still mixed: candy now passes with INT8 everywhere
-    layers = conv_layers(scream.model_file("fp32"), 720, 1280)
-    shipped = set(int8_convs(scream.model_file("int8")))  # the convolutions the shipped variant quantizes
+    mosaic = resolve("mosaic")  # still mixed: candy and the_scream pass with INT8 everywhere
+    layers = conv_layers(mosaic.model_file("fp32"), 720, 1280)
+    shipped = set(int8_convs(mosaic.model_file("int8")))  # the convolutions the shipped variant quantizes
     assert 0 < len(shipped) < len(layers)
     nano = estimate.DEVICES["Jetson Orin Nano 8GB"]
     ms = {p: estimate.predict(layers, nano, p, 720, 1280)["ms"] for p in ("fp32", "fp16", "int8")}
     mixed = estimate.predict(layers, nano, "int8", 720, 1280, int8_layers=shipped)["ms"]
     assert ms["int8"] < mixed < ms["fp16"]
     assert estimate.predict(layers, nano, "int8", 720, 1280, int8_layers=set())["ms"] == ms["fp16"]
-    row = estimate.estimate(scream.model_file("fp32"), "the_scream", ["int8"], [(720, 1280)], int8_layers=shipped)[0]
+    row = estimate.estimate(mosaic.model_file("fp32"), "mosaic", ["int8"], [(720, 1280)], int8_layers=shipped)[0]
     share = sum(lr.macs for lr in layers if lr.name in shipped) / sum(lr.macs for lr in layers)
     assert row["int8_mac_share"] == round(share, 3)
 
