@@ -45,9 +45,10 @@ def test_gan_objectives_and_penalties_have_their_textbook_values():
 
 
 def test_spectral_norm_bounds_every_discriminator_layer():
+    torch.manual_seed(0)  # the same draw in any test order
     disc = adversarial.PatchDiscriminator(width=8)
     x = torch.rand(2, 3, 64, 64)
-    for _ in range(20):  # power iteration converges in training mode
+    for _ in range(100):  # power iteration converges in training mode (20 left 1 seed in 40 at |σ-1| > 0.05)
         disc(x)
     assert disc(x).shape == (2, 1, 6, 6)  # one logit per overlapping patch
     disc.eval()
