@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import shared
+
 from stylecam import Stylizer, TemporalSmoother, WarpingError
 from stylecam.sources import DEMO_CLIP
 from stylecam.temporal import dis, read_clip, visible_mask, warp
@@ -79,7 +81,8 @@ def test_smoothing_amount_is_checked_and_zero_is_identity():
 
 
 def test_stylized_clip_flickers_more_than_its_input_and_smoothing_helps():
-    frames = read_clip(str(DEMO_CLIP), 10)
+    # vtest: on the demo clip the quarter-resolution flow cuts only about 10 % (measured, README)
+    frames = read_clip(str(shared("video/vtest.avi")), 10)
     stylizer = Stylizer("mosaic", backend="onnxruntime", threads=2)  # the flickeriest shipped style
     from stylecam.temporal import measure_flicker
 
