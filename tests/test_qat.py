@@ -42,9 +42,9 @@ def test_a_short_qat_run_is_gated_and_a_rejected_one_keeps_the_variant_there(con
     from stylecam.export.precision import images
     from stylecam.train.qat import make_int8_variant
 
-    out = tmp_path / "candy"
+    out = tmp_path / "mosaic"  # INT8 everywhere gives about 10 dB (candy passes without QAT now)
     photos = images(shared("content"), 2, 256, "bsds_val_*")
-    record = make_int8_variant("candy", out, content, eval_photos=photos, steps=30, size=64, batch=1,
+    record = make_int8_variant("mosaic", out, content, eval_photos=photos, steps=30, size=64, batch=1,
                                progress=False)
     assert record["qat"]["steps"] == 30 and record["accuracy"]["photos"] == 2 and record["int8_mac_share"] == 1.0
     assert record["status"] == "rejected by the accuracy gate"  # 30 steps at 64 px are not enough
