@@ -94,6 +94,24 @@ def test_stylized_clip_flickers_more_than_its_input_and_smoothing_helps():
     assert stylizer.timer.stats()["smooth"]["n"] == len(frames)
 
 
+def test_a_tuned_smoother_keeps_its_flow_settings_through_the_slider():
+    from stylecam.temporal import measure_flicker
+
+    frames = read_clip(str(DEMO_CLIP), 5)
+    stylizer = Stylizer("mosaic", backend="onnxruntime", threads=2, smoothing=TemporalSmoother(0.6, scale=0.5))
+    tuned = measure_flicker(stylizer, frames)[1]
+    stylizer.smoothing = 0.0  # the slider off and on again, as the live controls do
+    assert stylizer.smoothing == 0.0
+    raw = stylizer.stylize(frames[0])
+    stylizer.smoothing = 0.6
+    assert np.array_equal(stylizer.stylize(frames[0]), raw)  # not blended with the frame from before it was off
+    again = measure_flicker(stylizer, frames)[1]
+    assert all(np.array_equal(a, b) for a, b in zip(tuned, again))
+    stylizer.smoothing = TemporalSmoother(0.6)  # the default quarter-resolution flow blends differently
+    default = measure_flicker(stylizer, frames)[1]
+    assert np.array_equal(default[0], tuned[0]) and not np.array_equal(default[-1], tuned[-1])
+
+
 def test_eval_video_cli_prints_flicker_and_writes_a_strip(tmp_path):
     strip = tmp_path / "strip.png"
     r = subprocess.run([*CLI, "eval", "candy", "mosaic", "--video", str(DEMO_CLIP), "--frames", "6",
