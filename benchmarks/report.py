@@ -46,6 +46,23 @@ def _row_key(r: dict) -> tuple:
     return (r["model"], r["precision"], r["backend"]["backend"], tuple(r["size"]), r.get("smoothing", 0.0))
 
 
+def _stages(s: dict) -> str:
+    """Median ms per stage: host pre / infer / post (or cpp_ext's one ``device`` call), then TensorRT's GPU-timed
+    copies and kernels inside it, then runtime smoothing."""
+    ms = lambda k: f"{s[k]['median']:.1f}" if k in s else "–"  # noqa: E731
+    text = f"device {ms('device')}" if "device" in s else " / ".join(ms(k) for k in ("pre", "infer", "post"))
+    if "gpu" in s:
+        text += f" (GPU: h2d {ms('h2d')}, run {ms('gpu')}, d2h {ms('d2h')})"
+    return text + (f" + smooth {ms('smooth')}" if "smooth" in s else "")
+
+
+def _memory(r: dict) -> str:
+    """RSS, and what the backend holds on the GPU where it says (TensorRT)."""
+    gpu = r["backend"].get("gpu_memory_mb")
+    rss = f"{r['rss_mb'] or 0:.0f}"
+    return rss if not gpu else f"{rss} + GPU {gpu['buffers'] + gpu['activations']:.0f}"
+
+
 def _style_distance(r: dict) -> float | None:
     """The bundle's measured style distance; None for peers and smoothed runs (not what was measured)."""
     return None if r.get("smoothing") else (r.get("quality") or {}).get("style_distance")
@@ -171,17 +188,16 @@ def render(root: Path = RESULTS_DIR) -> Path:
                   "Runs: " + ", ".join(f"`{f}` ({run['created']})" for f, run in sorted(runs.items())), ""]
         if rows:
             lines += ["| model | arch | precision | backend | frame | median ms | p95 ms | p99 ms | FPS | pre / infer / "
-                      "post ms | RSS MB | style distance | run |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                      "post ms | RSS (+ GPU) MB | style distance | run |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for run, r in keyed.values():
             e, s = r["end_to_end_ms"], r["stages_ms"]
-            stages = " / ".join(f"{s[k]['median']:.1f}" if k in s else "–" for k in ("pre", "infer", "post"))
-            stages += f" + smooth {s['smooth']['median']:.1f}" if "smooth" in s else ""
+            stages = _stages(s)
             flag = " ⚠" if r["unstable"] else ""
             q = _style_distance(r)
             lines.append(f"| {r['model']}{' (peer)' if r['peer'] else ''} | {r['arch']} | {r['precision']} | "
                          f"{r['backend']['backend']} | {r['size'][0]}×{r['size'][1]} | {e['median']:.1f}{flag} | "
                          f"{e['p95']:.1f} | {e['p99']:.1f} | {r['fps']:.1f} | {stages} | "
-                         f"{r['rss_mb'] or 0:.0f} | {f'{q:.3g}' if q else '–'} | {Path(run['file']).stem} |")
+                         f"{_memory(r)} | {f'{q:.3g}' if q else '–'} | {Path(run['file']).stem} |")
         if rows:
             _plot(rows, root / slug / "latency.png", slug)
             lines += ["", f"![latency against resolution]({slug}/latency.png)", ""]

@@ -106,3 +106,21 @@ def test_cli_bench_kernels_names_the_active_path():
     from stylecam import ops
 
     assert f"pre/post-processing path: {ops.backend().name}" in r.stdout and "nv12_to_tensor" in r.stdout
+
+
+def test_report_shows_tensorrt_gpu_stages_and_memory(tmp_path):
+    # a TensorRT row as the backend records it (GPU-timed copies and kernels inside the host's device stage),
+    # beside a real CPU row: the renderer must show both kinds
+    cpu = harness.bench_style("candy", "onnxruntime", "fp32", [(32, 48)], threads=1, warmup_s=0, iters=2)[0]
+    stage = lambda ms: harness.summarize([ms, ms])  # noqa: E731
+    gpu = {**cpu, "precision": "fp16", "stages_ms": {"device": stage(2.5), "h2d": stage(0.31), "gpu": stage(1.62),
+                                                     "d2h": stage(0.29)},
+           "backend": {"backend": "tensorrt", "variant": "fp16",
+                       "gpu_memory_mb": {"buffers": 21.1, "activations": 30.0, "device_used": 900.0,
+                                         "device_total": 8000.0}}}
+    results.save_run([cpu, gpu], results.device_block(), root=tmp_path)
+    text = report.render(tmp_path).read_text()
+    row = next(line for line in text.splitlines() if "| tensorrt |" in line)
+    assert "device 2.5 (GPU: h2d 0.3, run 1.6, d2h 0.3)" in row and " + GPU 51 |" in row
+    cpu_row = next(line for line in text.splitlines() if "| onnxruntime |" in line)
+    assert "GPU" not in cpu_row and cpu_row.count(" / ") >= 2

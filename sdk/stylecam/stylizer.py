@@ -177,11 +177,13 @@ class Stylizer:
         if getattr(backend, "device_ops", False) and not mix:  # TensorRT with cpp_ext: one trip to the GPU
             with self.timer("device"):
                 out = backend.stylize_frame(bgr, alpha, bundle.stride, bundle.margin)
+            self._record_gpu_stages(backend)
             return self._finish(bgr, out, extra)
         with self.timer("pre"):
             x = to_tensor(bgr, bundle.stride, bundle.margin)
         with self.timer("infer"):
             y = crop_output(backend.infer(x), h, w, bundle.margin)
+            self._record_gpu_stages(backend)
             if mix:
                 other, other_backend, amount = mix
                 if (other.stride, other.margin) != (bundle.stride, bundle.margin):
@@ -191,6 +193,11 @@ class Stylizer:
         with self.timer("post"):
             out = to_bgr8(y, bgr, alpha)
         return self._finish(bgr, out, extra)
+
+    def _record_gpu_stages(self, backend) -> None:
+        """TensorRT's GPU-timed copies and kernels (h2d, gpu, d2h), inside the host's ``infer``/``device`` time."""
+        for stage, ms in getattr(backend, "last_stages_ms", {}).items():
+            self.timer.add(stage, ms)
 
     def _finish(self, bgr: np.ndarray, out: np.ndarray, extra: np.ndarray | None, smooth: bool = True) -> np.ndarray:
         """Runtime smoothing, then the alpha channel back on."""

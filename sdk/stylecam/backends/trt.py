@@ -5,7 +5,9 @@ are pycuda device memory sized for the profile's largest frame plus pinned host 
 I/O uses named tensors and ``execute_async_v3`` (the TensorRT 10/11 API), and the input shape is set whenever
 the frame size changes. Where cpp_ext's kernels run (``stylecam.ops.backend()``), ``stylize_frame`` keeps the
 frame on the GPU: BGR8 up (3 bytes a pixel instead of 12), fused pre-processing, inference, fused post-processing
-with the strength blend, BGR8 down; otherwise pre/post-processing runs on the CPU around ``infer``.
+with the strength blend, BGR8 down; otherwise pre/post-processing runs on the CPU around ``infer``. Each call
+leaves CUDA-event times of its copies and kernels in ``last_stages_ms`` (h2d, gpu, d2h), which the Stylizer's
+timer and the benchmarks record; ``info()`` says what the backend holds in GPU memory.
 """
 from __future__ import annotations
 
@@ -76,6 +78,9 @@ class TensorRTBackend:
             self.context.set_tensor_address(self.input, int(self.dev_in))
             self.context.set_tensor_address(self.output, int(self.dev_out))
             self.stream = cuda.Stream()
+            # GPU-side stage times without extra synchronisation: events around the copies, read after the sync
+            self.events = [cuda.Event() for _ in range(4)]
+            self.last_stages_ms: dict[str, float] = {}
             self.shape, self.variant = None, variant
             from .. import ops
 
@@ -98,6 +103,15 @@ class TensorRTBackend:
         if not self.context.execute_async_v3(self.stream.handle):
             raise RuntimeError("TensorRT execution failed")
 
+    def _mark(self, i: int) -> None:
+        self.events[i].record(self.stream)
+
+    def _read_stages(self) -> None:
+        """After the stream's sync: host→device copy, the GPU work between (kernels), device→host copy, in ms."""
+        e = self.events
+        self.last_stages_ms = {"h2d": e[1].time_since(e[0]), "gpu": e[2].time_since(e[1]),
+                               "d2h": e[3].time_since(e[2])}
+
     def stylize_frame(self, bgr: np.ndarray, strength: float, stride: int, margin: int) -> np.ndarray:
         """BGR8 H×W×3 → stylized BGR8, everything between the two copies on the GPU (needs ``device_ops``)."""
         import pycuda.driver as cuda
@@ -111,14 +125,19 @@ class TensorRTBackend:
             self._set_shape(shape)
             host = self.host_frame[:bgr.size].reshape(bgr.shape)
             np.copyto(host, bgr)
+            self._mark(0)
             cuda.memcpy_htod_async(self.dev_frame, host, self.stream)
+            self._mark(1)
             ops.stylize(ops.DeviceArray(int(self.dev_frame), bgr.shape, np.dtype(np.uint8)),
                         ops.DeviceArray(int(self.dev_in), shape, self.in_dtype),
                         ops.DeviceArray(int(self.dev_out), shape, self.out_dtype),
                         ops.DeviceArray(int(self.dev_result), bgr.shape, np.dtype(np.uint8)), g, strength,
                         self._execute, self.stream.handle)
+            self._mark(2)
             cuda.memcpy_dtoh_async(host, self.dev_result, self.stream)
+            self._mark(3)
             self.stream.synchronize()
+            self._read_stages()  # "gpu": pre-processing, inference and post-processing kernels
             return host.copy()  # the pinned buffer is reused by the next frame
         finally:
             self.cuda_context.pop()
@@ -131,12 +150,17 @@ class TensorRTBackend:
             self._set_shape(tensor.shape)
             host_in = self.host_in[:tensor.size].reshape(tensor.shape)
             np.copyto(host_in, tensor, casting="same_kind")
+            self._mark(0)
             cuda.memcpy_htod_async(self.dev_in, host_in, self.stream)
+            self._mark(1)
             self._execute()
+            self._mark(2)
             out_shape = tuple(self.context.get_tensor_shape(self.output))
             host_out = self.host_out[:int(np.prod(out_shape))].reshape(out_shape)
             cuda.memcpy_dtoh_async(host_out, self.dev_out, self.stream)
+            self._mark(3)
             self.stream.synchronize()
+            self._read_stages()
             return host_out.astype(np.float32)  # a copy: the pinned buffer is reused by the next frame
         finally:
             self.cuda_context.pop()
@@ -147,7 +171,26 @@ class TensorRTBackend:
         trt, _ = tensorrt()
         return {"backend": self.name, "version": trt.__version__, "variant": self.variant,
                 "engine": str(self.engine_path), "profile": [self.profile.min, self.profile.max],
-                "pre_post": "cuda" if self.device_ops else "numpy"}
+                "pre_post": "cuda" if self.device_ops else "numpy", "gpu_memory_mb": self.gpu_memory_mb()}
+
+    def gpu_memory_mb(self) -> dict:
+        """What this backend holds on the GPU: its I/O buffers and TensorRT's activation memory for the
+        profile's largest shape; and the whole device's use (other processes and the CUDA context included)."""
+        import pycuda.driver as cuda
+
+        buffers = self.host_in.nbytes + self.host_out.nbytes
+        if self.device_ops:
+            buffers += 2 * self.host_frame.nbytes
+        engine = self.engine
+        activations = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", 0)
+        self.cuda_context.push()
+        try:
+            free, total = cuda.mem_get_info()
+        finally:
+            self.cuda_context.pop()
+        mb = 1 / 2 ** 20
+        return {"buffers": round(buffers * mb, 1), "activations": round(activations * mb, 1),
+                "device_used": round((total - free) * mb, 1), "device_total": round(total * mb, 1)}
 
 
 def create(**options) -> TensorRTBackend:
