@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from stylecam.frames import check_frame
+from stylecam.peer import Peer
 from stylecam.stylizer import Stylizer
-from stylecam.timing import StageTimer, summarize
+from stylecam.timing import summarize
 
 CV_WARNING = 0.05
 
@@ -26,63 +24,6 @@ def rss_mb() -> float | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
         return None
-
-
-@dataclass(frozen=True)
-class PeerContract:
-    """How a peer network wants its input: value range, channel order, layout (its output uses the same)."""
-
-    scale: float = 1 / 255  # uint8 × scale + offset
-    offset: float = 0.0
-    channels: str = "RGB"
-    layout: str = "NCHW"
-
-    @classmethod
-    def parse(cls, text: str) -> PeerContract:
-        """e.g. ``rgb01`` (default), ``rgb255``, ``bgr255``, ``rgb-11`` (−1..1), optionally ``,nhwc``."""
-        words = text.lower().split(",")
-        ranges = {"01": (1 / 255, 0.0), "255": (1.0, 0.0), "-11": (2 / 255, -1.0)}
-        rng = next((r for r in ranges if words[0].endswith(r)), None)
-        order = words[0][:3].upper()
-        if rng is None or order not in ("RGB", "BGR"):
-            raise ValueError(f"unknown peer contract '{text}': use rgb01, rgb255, bgr255, rgb-11 (add ,nhwc)")
-        layout = "NHWC" if "nhwc" in words[1:] else "NCHW"
-        return cls(*ranges[rng], order, layout)
-
-
-class Peer:
-    """Any ONNX style network behind the Stylizer's interface (stylize, timer, info)."""
-
-    def __init__(self, path: str, contract: PeerContract, threads: int | None = None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or 0
-        self.path, self.contract, self.timer = Path(path), contract, StageTimer()
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
-        self.style = self.path.stem
-
-    def stylize(self, frame: np.ndarray) -> np.ndarray:
-        c = self.contract
-        bgr = check_frame(frame)
-        with self.timer("pre"):
-            img = bgr[:, :, ::-1] if c.channels == "RGB" else bgr
-            x = img.astype(np.float32) * c.scale + c.offset
-            x = x[None] if c.layout == "NHWC" else x.transpose(2, 0, 1)[None]
-        with self.timer("infer"):
-            y = self.session.run(None, {self.input: np.ascontiguousarray(x)})[0]
-        with self.timer("post"):
-            y = y[0] if c.layout == "NHWC" else y[0].transpose(1, 2, 0)
-            y = (y - c.offset) / c.scale
-            y = y[:, :, ::-1] if c.channels == "RGB" else y
-            out = np.clip(np.rint(y), 0, 255).astype(np.uint8)
-        return out[: frame.shape[0], : frame.shape[1]]
-
-    def info(self) -> dict:
-        import onnxruntime as ort
-
-        return {"backend": "onnxruntime", "version": ort.__version__, "variant": "peer", "model": self.path.name}
 
 
 def time_model(model, size: tuple[int, int], warmup_s: float = 1.0, iters: int = 30, min_s: float = 0.0) -> dict:
@@ -125,8 +66,9 @@ def bench_style(style: str, backend: str, precision: str, sizes, threads: int | 
 
 def bench_peer(spec: str, sizes, threads: int | None = None, **timing) -> list[dict]:
     """``path.onnx:CONTRACT`` → one result per size."""
-    path, _, contract = spec.partition(":")
-    peer = Peer(path, PeerContract.parse(contract or "rgb01"), threads)
+    t0 = time.perf_counter()
+    peer = Peer.from_spec(spec, threads)
+    load_s = time.perf_counter() - t0
     common = {"model": peer.style, "arch": "peer", "params": None, "macs_480x640": None, "precision": "fp32",
-              "backend": peer.info(), "load_s": None, "peer": True}
+              "backend": peer.info(), "load_s": round(load_s, 3), "peer": True}
     return [{**common, "size": list(size), **time_model(peer, size, **timing)} for size in sizes]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stylecam.benchmarks import harness, report, results
+from stylecam.peer import Peer, PeerContract
 from stylecam.styles import STYLES_DIR
 from stylecam.timing import summarize
 
@@ -25,10 +26,10 @@ def test_statistics_of_a_known_sequence():
     ("rgb01", (1 / 255, 0.0, "RGB", "NCHW")), ("bgr255", (1.0, 0.0, "BGR", "NCHW")),
     ("rgb-11,nhwc", (2 / 255, -1.0, "RGB", "NHWC"))])
 def test_peer_contracts(text, expect):
-    c = harness.PeerContract.parse(text)
+    c = PeerContract.parse(text)
     assert c.scale == pytest.approx(expect[0]) and (c.offset, c.channels, c.layout) == expect[1:]
     with pytest.raises(ValueError, match="unknown peer contract"):
-        harness.PeerContract.parse("yuv")
+        PeerContract.parse("yuv")
 
 
 def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():
@@ -50,7 +51,7 @@ def test_smoothing_cost_is_its_own_stage():
 
 
 def test_peer_output_is_a_frame_of_the_input_size():
-    peer = harness.Peer(str(STYLES_DIR / "candy" / "model.onnx"), harness.PeerContract.parse("rgb01"), 2)
+    peer = Peer(str(STYLES_DIR / "candy" / "model.onnx"), PeerContract.parse("rgb01"), 2)
     out = peer.stylize(np.zeros((64, 96, 3), np.uint8))
     assert out.shape == (64, 96, 3) and out.dtype == np.uint8
 

@@ -68,12 +68,13 @@ class Evaluator:
                 feats.append(self.vgg(to_batch([crop]))["relu4_3"].mean((2, 3))[0].numpy())
         return np.stack(feats)
 
-    def evaluate(self, bundle, style_image: str | Path, style_size: int = 512,
+    def evaluate(self, model, style_image: str | Path, style_size: int = 512,
                  strength: float = 1.0) -> tuple[dict, list[np.ndarray]]:
-        """Metrics (means over photos) and the stylized photos."""
+        """Metrics (means over photos) and the stylized photos of a bundle, or of anything with ``stylize(frame)``
+        (a ``stylecam.peer.Peer``: another project's network judged by the same numbers)."""
         style_rgb = read_rgb(style_image, max_side=style_size)
         loss = PerceptualLoss(self.vgg, to_batch([style_rgb]), self.w)  # the training terms, same targets
-        stylizer = Stylizer(bundle, backend="onnxruntime", strength=strength)
+        stylizer = model if hasattr(model, "stylize") else Stylizer(model, backend="onnxruntime", strength=strength)
         content, style, edge, pooled, outputs = [], [], [], [], []
         for photo in self.photos:
             out = stylizer.stylize(photo)

@@ -319,43 +319,60 @@ def _label(bundle, spec: str, taken) -> str:
     return bundle.name if bundle.name not in taken else f"{bundle.name} ({Path(spec).name})"
 
 
+def _eval_models(args) -> list[tuple[str, object]]:
+    """(label, model) for each bundle, then each ``--peer`` (labelled "NAME (peer)"), in the order given."""
+    from .peer import Peer
+    from .stylizer import Stylizer
+
+    if not args.bundles and not args.peer:
+        raise ValueError("nothing to evaluate: name bundled styles or bundle folders, and/or --peer MODEL.onnx:CONTRACT")
+    models: dict[str, object] = {}
+    for spec in args.bundles:
+        stylizer = Stylizer(spec, backend="onnxruntime", threads=args.threads)
+        models[_label(stylizer.bundle, spec, models)] = stylizer
+    for spec in args.peer:
+        peer = Peer.from_spec(spec, args.threads)
+        models[f"{peer.style} (peer)"] = peer
+    return list(models.items())
+
+
 def cmd_eval_video(args) -> None:
     """Flicker: temporal warping error per style and clip (ONNX Runtime; no torch needed)."""
     import cv2
 
     from .bundle import write_manifest
-    from .stylizer import Stylizer
     from .temporal import flicker_strip, measure_flicker, read_clip
 
+    models = _eval_models(args)
     print(f"{'style':<16} {'clip':<22}{'frames':>7}{'input':>10}{'stylized':>10}{'relative':>10}"
           + (f"{'smoothed':>10}" if args.smoothing else ""))
-    strips = {}
     for clip in args.video:
         frames = read_clip(clip, args.frames)
-        strips[clip] = {}
-        for spec in args.bundles:
-            stylizer = Stylizer(spec, threads=args.threads)
-            label = _label(stylizer.bundle, spec, strips[clip])
-            raw, strips[clip][label] = measure_flicker(stylizer, frames)
+        strip = {}
+        for label, model in models:
+            raw, strip[label] = measure_flicker(model, frames)
             line = (f"{label:<16} {Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
                     f"{raw['warping_error']:>10.5f}{raw['relative']:>10.3f}")
+            bundle = getattr(model, "bundle", None)  # None for a peer: no smoothing, no manifest
             if args.smoothing:
-                stylizer.smoothing = args.smoothing
-                smoothed, _ = measure_flicker(stylizer, frames)
-                line += f"{smoothed['relative']:>10.3f}"
+                if bundle:
+                    model.smoothing = args.smoothing
+                    smoothed, _ = measure_flicker(model, frames)
+                    model.smoothing = 0.0
+                line += f"{smoothed['relative']:>10.3f}" if bundle else f"{'–':>10}"
             print(line)
-            if args.write_manifest:
-                m = dict(stylizer.bundle.manifest)
+            if args.write_manifest and bundle:
+                m = dict(bundle.manifest)
                 flicker = m.setdefault("metrics", {}).setdefault("flicker", {})
                 flicker[Path(clip).name] = {"relative_warping_error": round(raw["relative"], 4),
                                             "frames": len(frames)}
-                write_manifest(stylizer.bundle.path, m)
+                write_manifest(bundle.path, m)
         if args.strip:
             path = Path(args.strip)
             if len(args.video) > 1:
                 path = path.with_name(f"{path.stem}_{Path(clip).stem}{path.suffix}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), flicker_strip(frames, strips[clip], start=len(frames) // 2))
+            cv2.imwrite(str(path), flicker_strip(frames, strip, start=len(frames) // 2))
             print(f"strip: {path}")
 
 
@@ -367,25 +384,32 @@ def cmd_eval(args) -> None:
     from stylecam.train.metrics import Evaluator, contact_sheet
 
     from .bundle import write_manifest
-    from .styles import resolve
 
     folder = args.photos or shared_content()
     if folder is None:
         raise ValueError("no held-out photos: pass --photos FOLDER")
+    models = _eval_models(args)
     pattern = "*" if args.photos else "bsds_val_*"
     photos = images(folder, args.count, max_side=args.size, pattern=pattern)
     evaluator = Evaluator(photos, vgg=args.vgg)
     print(f"{'style':<16} {'arch':<9}{'content':>12}{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
-    columns = {}
-    for spec in args.bundles:
-        bundle = resolve(spec)
-        original = Path(folder).parent / "styles" / bundle.manifest.get("style_image", {}).get("file", "-")
-        style_image = args.style_image or (original if original.is_file() else bundle.file("style.jpg"))
-        label = _label(bundle, spec, columns)
-        metrics, columns[label] = evaluator.evaluate(bundle, style_image)
-        print(f"{label:<16} {bundle.manifest['architecture']['name']:<9}{metrics['content_loss']:>12.4g}"
+    columns, first_painting = {}, None
+    for label, model in models:
+        bundle = getattr(model, "bundle", None)
+        if bundle:
+            original = Path(folder).parent / "styles" / bundle.manifest.get("style_image", {}).get("file", "-")
+            style_image = args.style_image or (original if original.is_file() else bundle.file("style.jpg"))
+            first_painting = first_painting or style_image
+        else:  # a peer is judged against the painting of the bundles beside it, or --style-image
+            style_image = args.style_image or first_painting
+            if style_image is None:
+                raise ValueError(f"{label}: a peer has no painting of its own; pass --style-image PAINTING "
+                                 "(or name one of our styles before it to use that one's)")
+        metrics, columns[label] = evaluator.evaluate(model, style_image)
+        arch = bundle.manifest["architecture"]["name"] if bundle else "peer"
+        print(f"{label:<16} {arch:<9}{metrics['content_loss']:>12.4g}"
               f"{metrics['style_distance']:>12.4g}{metrics['vgg16_kid']:>11.4f}{metrics['edge_ssim']:>11.3f}")
-        if args.write_manifest:
+        if args.write_manifest and bundle:
             m = dict(bundle.manifest)
             m["metrics"] = {**m.get("metrics", {}), **metrics,  # keeps the flicker numbers
                             "photos_from": f"{Path(folder).name}/{pattern}", "size": args.size,
@@ -480,7 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     ev = sub.add_parser("eval", help="quality metrics of styles on held-out photos, and a contact sheet")
-    ev.add_argument("bundles", nargs="+", help="bundled style names or bundle folders")
+    ev.add_argument("bundles", nargs="*", help="bundled style names or bundle folders")
+    ev.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
+                    help="another ONNX style network, judged by the same metrics (contract: rgb01, rgb255, bgr255, "
+                         "rgb-11, optionally ,nhwc); its painting: --style-image or the first style's")
     ev.add_argument("--photos", help="held-out photos (default: shared/data/content bsds_val_*)")
     ev.add_argument("--count", type=int, default=20)
     ev.add_argument("--size", type=int, default=384, help="longer side of each photo")

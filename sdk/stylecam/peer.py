@@ -1,0 +1,98 @@
+"""Peers: any ONNX style network, behind the Stylizer's interface, so benchmarks and metrics treat it as ours.
+
+A peer is given as ``path.onnx:CONTRACT``; the contract says how it wants its input (value range, channel order,
+layout), and its output is read back the same way. A peer with a fixed input size (e.g. 224×224) gets the frame
+resized to that size and its output resized back: ``native_size`` says so, and its label carries it, because its
+latency is then not a latency at the frame's size. An output of another size than its input (a network that
+crops or needs a stride multiple) is resized to the frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .frames import check_frame
+from .timing import StageTimer
+
+
+@dataclass(frozen=True)
+class PeerContract:
+    """How a peer network wants its input: value range, channel order, layout (its output uses the same)."""
+
+    scale: float = 1 / 255  # uint8 × scale + offset
+    offset: float = 0.0
+    channels: str = "RGB"
+    layout: str = "NCHW"
+
+    @classmethod
+    def parse(cls, text: str) -> PeerContract:
+        """e.g. ``rgb01`` (default), ``rgb255``, ``bgr255``, ``rgb-11`` (−1..1), optionally ``,nhwc``."""
+        words = text.lower().split(",")
+        ranges = {"01": (1 / 255, 0.0), "255": (1.0, 0.0), "-11": (2 / 255, -1.0)}
+        rng = next((r for r in ranges if words[0].endswith(r)), None)
+        order = words[0][:3].upper()
+        if rng is None or order not in ("RGB", "BGR"):
+            raise ValueError(f"unknown peer contract '{text}': use rgb01, rgb255, bgr255, rgb-11 (add ,nhwc)")
+        layout = "NHWC" if "nhwc" in words[1:] else "NCHW"
+        return cls(*ranges[rng], order, layout)
+
+
+class Peer:
+    """A peer ONNX network on ONNX Runtime's CPU provider: ``stylize(frame)``, ``timer``, ``info()``, ``style``."""
+
+    def __init__(self, path: str | Path, contract: PeerContract | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path, self.contract, self.timer = Path(path), contract or PeerContract(), StageTimer()
+        if not self.path.is_file():
+            raise FileNotFoundError(f"peer model {self.path} not found: give MODEL.onnx:CONTRACT, e.g. net.onnx:rgb255")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or 0
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ValueError(f"{self.path}: ONNX Runtime could not load this peer ({e})") from e
+        inp = self.session.get_inputs()[0]
+        self.input = inp.name
+        self.dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        hw = inp.shape[1:3] if self.contract.layout == "NHWC" else inp.shape[2:4]
+        self.native_size = tuple(hw) if all(isinstance(d, int) and d > 0 for d in hw) else None
+        self.style = self.path.stem + (f" @{hw[0]}×{hw[1]}" if self.native_size else "")
+
+    @classmethod
+    def from_spec(cls, spec: str, threads: int | None = None) -> Peer:
+        """``path.onnx:CONTRACT`` (the contract defaults to rgb01)."""
+        path, _, contract = (spec, "", "") if spec.endswith(".onnx") else spec.rpartition(":")
+        return cls(path, PeerContract.parse(contract or "rgb01"), threads)
+
+    def reset_video(self) -> None:
+        """Peers keep no state between frames."""
+
+    def stylize(self, frame: np.ndarray) -> np.ndarray:
+        c, bgr = self.contract, check_frame(frame)
+        h, w = bgr.shape[:2]
+        with self.timer("pre"):
+            if self.native_size:
+                bgr = cv2.resize(bgr, self.native_size[::-1], interpolation=cv2.INTER_AREA)
+            img = bgr[:, :, ::-1] if c.channels == "RGB" else bgr
+            x = img.astype(np.float32) * c.scale + c.offset
+            x = x[None] if c.layout == "NHWC" else x.transpose(2, 0, 1)[None]
+        with self.timer("infer"):
+            y = self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=self.dtype)})[0]
+        with self.timer("post"):
+            y = y[0] if c.layout == "NHWC" else y[0].transpose(1, 2, 0)
+            y = (y.astype(np.float32) - c.offset) / c.scale
+            y = y[:, :, ::-1] if c.channels == "RGB" else y
+            out = np.clip(np.rint(y), 0, 255).astype(np.uint8)
+            if out.shape[:2] != (h, w):
+                out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(out)
+
+    def info(self) -> dict:
+        import onnxruntime as ort
+
+        return {"backend": "onnxruntime", "version": ort.__version__, "variant": "peer", "model": self.path.name,
+                "native_size": list(self.native_size) if self.native_size else None}

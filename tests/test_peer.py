@@ -1,0 +1,97 @@
+"""Peers: another project's ONNX network, in its own input contract, benchmarked and judged like ours.
+
+The peers here are real ONNX graphs: candy's network wrapped to take RGB 0..255 NHWC (as many exported style
+networks do), and one with a fixed input size (as the ONNX model zoo's are).
+"""
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import shared
+
+from stylecam.peer import Peer, PeerContract
+from stylecam.sources import DEMO_CLIP
+from stylecam.styles import STYLES_DIR
+
+CLI = [sys.executable, "-m", "stylecam.cli"]
+CANDY = STYLES_DIR / "candy" / "model.onnx"
+
+
+def wrapped_rgb255_nhwc(path, fixed=None):
+    """candy's graph behind Transpose + ×1/255 and in front of ×255 + Transpose; ``fixed`` = (h, w) pins the size."""
+    model = onnx.load(str(CANDY))
+    g = model.graph
+    inner_in, inner_out = g.input[0].name, g.output[0].name
+    h, w = fixed or ("h", "w")
+    consts = [helper.make_tensor("inv255", TensorProto.FLOAT, [], [1 / 255]),
+              helper.make_tensor("k255", TensorProto.FLOAT, [], [255.0])]
+    pre = [helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+           helper.make_node("Mul", ["nchw", "inv255"], [inner_in])]
+    post = [helper.make_node("Mul", [inner_out, "k255"], ["y255"]),
+            helper.make_node("Transpose", ["y255"], ["stylized"], perm=[0, 2, 3, 1])]
+    nodes = [*pre, *g.node, *post]
+    del g.node[:]
+    g.node.extend(nodes)
+    g.initializer.extend(consts)
+    del g.input[:]
+    g.input.append(helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, h, w, 3]))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("stylized", TensorProto.FLOAT, [1, h, w, 3]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_peer_in_another_contract_gives_the_same_frames(tmp_path):
+    frame = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    ours = Peer(CANDY, PeerContract.parse("rgb01"), threads=1)
+    theirs = Peer.from_spec(f"{wrapped_rgb255_nhwc(tmp_path / 'peer.onnx')}:rgb255,nhwc", threads=1)
+    a, b = ours.stylize(frame), theirs.stylize(frame)
+    assert a.shape == b.shape == frame.shape and theirs.native_size is None
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float rounding of the ×1/255, ×255 pair
+    wrong = Peer.from_spec(f"{tmp_path / 'peer.onnx'}:rgb01,nhwc", threads=1).stylize(frame)
+    assert np.abs(wrong.astype(int) - b.astype(int)).mean() > 10  # the contract matters
+
+
+def test_a_fixed_size_peer_runs_at_its_size_and_says_so(tmp_path):
+    peer = Peer.from_spec(f"{wrapped_rgb255_nhwc(tmp_path / 'fixed.onnx', fixed=(64, 96))}:rgb255,nhwc", threads=1)
+    assert peer.native_size == (64, 96) and peer.style == "fixed @64×96"
+    frame = np.random.default_rng(1).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    out = peer.stylize(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert peer.info()["native_size"] == [64, 96]
+
+
+def test_a_missing_or_broken_peer_says_what_to_give(tmp_path):
+    with pytest.raises(FileNotFoundError, match="MODEL.onnx:CONTRACT"):
+        Peer.from_spec(f"{tmp_path / 'none.onnx'}:rgb255")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="could not load this peer"):
+        Peer.from_spec(str(broken))
+
+
+def test_eval_judges_a_peer_by_the_same_metrics_and_flicker(tmp_path):
+    pytest.importorskip("torch")
+    shared("content")
+    peer = wrapped_rgb255_nhwc(tmp_path / "their_candy.onnx")
+    r = subprocess.run([*CLI, "eval", "candy", "--peer", f"{CANDY}:rgb01", "--peer", f"{peer}:rgb255,nhwc",
+                        "--count", "2", "--size", "128", "--threads", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()[1:]}
+    assert rows["their_candy"][:2] == ["(peer)", "peer"] and rows["model"][:2] == ["(peer)", "peer"]
+    # the same network in two contracts: the same numbers (content, style distance, KID, edge SSIM)
+    assert [float(v) for v in rows["their_candy"][2:]] == pytest.approx([float(v) for v in rows["model"][2:]],
+                                                                           rel=0.01)
+    assert float(rows["candy"][1]) > 0  # our bundle beside them (its reflect margin makes its numbers differ)
+    r = subprocess.run([*CLI, "eval", "--peer", f"{peer}:rgb255,nhwc", "--count", "1"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--style-image" in r.stderr
+    r = subprocess.run([*CLI, "eval", "candy", "--peer", f"{peer}:rgb255,nhwc", "--video", str(DEMO_CLIP),
+                        "--frames", "4", "--smoothing", "0.5", "--threads", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    peer_row = next(line for line in r.stdout.splitlines() if line.startswith("their_candy (peer)"))
+    assert peer_row.split()[-1] == "–" and float(peer_row.split()[-2]) > 0  # no runtime smoothing for a peer
