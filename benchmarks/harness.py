@@ -1,8 +1,8 @@
 """Latency harness: warm-up by time, then timed end-to-end calls (BGR8 in → BGR8 out) with per-stage times.
 
 Every result carries the device block, so a number never travels without the machine that produced it.
-Peers (any ONNX style network) run through the same harness with their own input contract, so comparisons
-are ratios from one run.
+Peers (any ONNX style network) run through the same harness with their own input contract, and all cases of a
+run take turns at each frame size, so comparisons are ratios from one run that a drifting machine does not skew.
 """
 from __future__ import annotations
 
@@ -26,30 +26,49 @@ def rss_mb() -> float | None:
         return None
 
 
-def time_model(model, size: tuple[int, int], warmup_s: float = 1.0, iters: int = 30, min_s: float = 0.0) -> dict:
-    """Warm up for ``warmup_s``, then at least ``iters`` calls (and ``min_s`` seconds) on a fixed random frame."""
+def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iters: int = 30, min_s: float = 0.0,
+                block: int = 5) -> list[dict]:
+    """Time several models side by side on one fixed random frame: each warms up for ``warmup_s``, then they take
+    turns, ``block`` calls each, until every one has at least ``iters`` calls (and ``min_s`` seconds have passed).
+    Taking turns spreads a machine's drift (a busy neighbour, a throttling clock) over all of them alike, so their
+    ratios hold even where the absolute numbers move from minute to minute."""
     frame = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
-    t_end = time.perf_counter() + warmup_s
-    while True:  # at least one call: first-call allocations stay out of the numbers
-        model.stylize(frame)
-        if time.perf_counter() >= t_end:
-            break
-    model.timer.samples.clear()
-    e2e, t0 = [], time.perf_counter()
-    while len(e2e) < iters or time.perf_counter() - t0 < min_s:
-        t = time.perf_counter()
-        model.stylize(frame)
-        e2e.append((time.perf_counter() - t) * 1e3)
-    stats = summarize(e2e)
-    return {"end_to_end_ms": stats, "fps": 1e3 / stats["median"],
-            "stages_ms": {k: v for k, v in model.timer.stats().items()},
-            "rss_mb": rss_mb(), "unstable": stats["cv"] > CV_WARNING}
+    for model in models:
+        t_end = time.perf_counter() + warmup_s
+        while True:  # at least one call: first-call allocations stay out of the numbers
+            model.stylize(frame)
+            if time.perf_counter() >= t_end:
+                break
+        model.timer.samples.clear()
+    e2e, t0 = [[] for _ in models], time.perf_counter()
+    while len(e2e[0]) < iters or time.perf_counter() - t0 < min_s:
+        for model, samples in zip(models, e2e):
+            for _ in range(min(block, max(iters - len(samples), 1))):
+                t = time.perf_counter()
+                model.stylize(frame)
+                samples.append((time.perf_counter() - t) * 1e3)
+    rows = []
+    for model, samples in zip(models, e2e):
+        stats = summarize(samples)
+        rows.append({"end_to_end_ms": stats, "fps": 1e3 / stats["median"],
+                     "stages_ms": {k: v for k, v in model.timer.stats().items()},
+                     "rss_mb": rss_mb(), "unstable": stats["cv"] > CV_WARNING})
+    return rows
 
 
-def bench_style(style: str, backend: str, precision: str, sizes, threads: int | None = None,
-                smoothing: float = 0.0, **timing) -> list[dict]:
-    """One result per size for a bundled style (or bundle folder) on one backend and precision, optionally
-    with runtime smoothing (its cost is the ``smooth`` stage)."""
+def run(cases: list[tuple[dict, object]], sizes, **timing) -> list[dict]:
+    """One result per case and size; at each size the cases are timed side by side (``time_models``)."""
+    rows = []
+    for size in sizes:
+        timed = time_models([model for _, model in cases], size, **timing)
+        rows += [{**common, "size": list(size), **t} for (common, _), t in zip(cases, timed)]
+    return rows
+
+
+def load_style(style: str, backend: str, precision: str, threads: int | None = None,
+               smoothing: float = 0.0) -> tuple[dict, Stylizer]:
+    """A bundled style (or bundle folder) on one backend and precision, optionally with runtime smoothing (its
+    cost is the ``smooth`` stage), and what its results carry besides the timings."""
     t0 = time.perf_counter()
     stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing)
     load_s = time.perf_counter() - t0
@@ -61,14 +80,25 @@ def bench_style(style: str, backend: str, precision: str, sizes, threads: int | 
     common = {"model": label, "smoothing": smoothing, "arch": arch.get("name"), "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"), "precision": precision,
               "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False, "quality": quality}
-    return [{**common, "size": list(size), **time_model(stylizer, size, **timing)} for size in sizes]
+    return common, stylizer
 
 
-def bench_peer(spec: str, sizes, threads: int | None = None, **timing) -> list[dict]:
-    """``path.onnx:CONTRACT`` → one result per size."""
+def load_peer(spec: str, threads: int | None = None) -> tuple[dict, Peer]:
+    """``path.onnx:CONTRACT``, and what its results carry besides the timings."""
     t0 = time.perf_counter()
     peer = Peer.from_spec(spec, threads)
     load_s = time.perf_counter() - t0
     common = {"model": peer.style, "arch": "peer", "params": None, "macs_480x640": None, "precision": "fp32",
               "backend": peer.info(), "load_s": round(load_s, 3), "peer": True}
-    return [{**common, "size": list(size), **time_model(peer, size, **timing)} for size in sizes]
+    return common, peer
+
+
+def bench_style(style: str, backend: str, precision: str, sizes, threads: int | None = None,
+                smoothing: float = 0.0, **timing) -> list[dict]:
+    """One result per size for one style alone."""
+    return run([load_style(style, backend, precision, threads, smoothing)], sizes, **timing)
+
+
+def bench_peer(spec: str, sizes, threads: int | None = None, **timing) -> list[dict]:
+    """One result per size for one peer alone."""
+    return run([load_peer(spec, threads)], sizes, **timing)

@@ -43,6 +43,30 @@ def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():
     assert peer[0]["peer"] and peer[0]["backend"]["model"] == "model.onnx"
 
 
+def test_cases_take_turns_so_a_drifting_machine_does_not_skew_their_ratio():
+    import time
+
+    from stylecam.timing import StageTimer
+
+    calls = []
+
+    class Drifting:  # the same work on a machine that slows down as it goes (a busy neighbour, a hot clock)
+        def __init__(self, name):
+            self.name, self.timer = name, StageTimer()
+
+        def stylize(self, frame):
+            calls.append(self.name)
+            time.sleep(0.0005 * (1 + len(calls) / 8))
+
+    a, b = Drifting("a"), Drifting("b")
+    ta, tb = harness.time_models([a, b], (8, 8), warmup_s=0, iters=20, block=5)
+    assert ta["end_to_end_ms"]["n"] == tb["end_to_end_ms"]["n"] == 20
+    timed = calls[2:]  # after one warm-up call each
+    assert timed[:10] == ["a"] * 5 + ["b"] * 5  # turns of five
+    ratio = tb["end_to_end_ms"]["median"] / ta["end_to_end_ms"]["median"]
+    assert 0.8 < ratio < 1.3, ratio  # one after the other, b would have come out about twice as slow
+
+
 def test_smoothing_cost_is_its_own_stage():
     plain, smooth = (harness.bench_style("candy", "onnxruntime", "fp32", [(64, 96)], threads=2, smoothing=a,
                                          warmup_s=0, iters=3)[0] for a in (0.0, 0.5))

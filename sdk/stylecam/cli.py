@@ -239,14 +239,12 @@ def cmd_bench(args) -> None:
         return bench_engines(args)
     sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
-    rows = []
-    for style in args.models.split(","):
-        for backend in args.backends.split(","):
-            for precision in (args.precisions or "fp32").split(","):
-                for smoothing in (float(v) for v in args.smoothing.split(",")):
-                    rows += harness.bench_style(style, backend, precision, sizes, args.threads, smoothing, **timing)
-    for spec in args.peer:
-        rows += harness.bench_peer(spec, sizes, args.threads, **timing)
+    cases = [harness.load_style(style, backend, precision, args.threads, smoothing)
+             for style in args.models.split(",") for backend in args.backends.split(",")
+             for precision in (args.precisions or "fp32").split(",")
+             for smoothing in (float(v) for v in args.smoothing.split(","))]
+    cases += [harness.load_peer(spec, args.threads) for spec in args.peer]
+    rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
     device = results.device_block()
     print(f"device: {device['cpu']} ({device['cores']} cores), GPU {device['gpu']}")
     print(f"{'model':<24}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}")
