@@ -66,6 +66,21 @@ def test_a_fixed_size_peer_runs_at_its_size_and_says_so(tmp_path):
     assert peer.info()["native_size"] == [64, 96]
 
 
+def test_an_fp16_peer_takes_its_input_in_fp16_and_is_listed_so(tmp_path):
+    from stylecam.benchmarks import harness
+
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    fp16 = tmp_path / "fp16_io.onnx"  # FP16 all through, input and output too (ours keep FP32 I/O)
+    onnx.save(convert_float_to_float16(onnx.load(str(CANDY)), keep_io_types=False), str(fp16))
+    frame = np.random.default_rng(2).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    peer = Peer(fp16, threads=1)
+    out = peer.stylize(frame)
+    ours = Peer(CANDY, threads=1).stylize(frame)
+    assert peer.dtype == np.float16 and np.abs(out.astype(int) - ours.astype(int)).mean() < 1.0
+    assert harness.load_peer(f"{fp16}:rgb01", threads=1)[0]["precision"] == "fp16"
+
+
 def test_a_missing_or_broken_peer_says_what_to_give(tmp_path):
     with pytest.raises(FileNotFoundError, match="MODEL.onnx:CONTRACT"):
         Peer.from_spec(f"{tmp_path / 'none.onnx'}:rgb255")
