@@ -31,8 +31,8 @@ class Stylizer:
     ``threads``: CPU threads for ONNX Runtime.
     ``smoothing`` > 0 treats consecutive ``stylize`` calls as frames of one video (``reset_video()`` between
     clips); a ``stylecam.TemporalSmoother`` instead of a number sets its flow resolution and tolerance too
-    (``TemporalSmoother(0.5, scale=0.5)``: steadier on slow, detailed scenes at about 1 ms more a frame). ``Stylizer.from_profile()`` starts from the user's
-    saved look (``stylecam.profile``).
+    (``TemporalSmoother(0.5, scale=0.5)``: steadier on slow, detailed scenes at about 1 ms more a frame).
+    ``Stylizer.from_profile()`` starts from the user's saved look (``stylecam.profile``).
     Frame layouts: see ``stylecam.frames`` (gray is expanded to BGR, BGRA keeps its alpha).
     """
 
