@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime.quantization")
 from stylecam.export.precision import (GATE_DB, SEARCH_MARGIN_DB, GateError, build_variant,  # noqa: E402
                                        check_gate, compare, conv_macs, export_variants,
                                        extreme_inputs_finite, images,
-                                       int8_convs, make_int8, quantized_nodes)
+                                       int8_convs, make_int8, quantized_nodes, signed_input)
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +55,50 @@ def test_fp16_variant_passes_the_gate_and_runs(variants_bundle, eval_photos):
     assert np.abs(fp16.astype(int) - fp32).mean() < 1.0
 
 
+def test_signed_input_is_the_same_network():
+    import onnx
+    import onnxruntime as ort
+
+    from stylecam.styles import resolve
+
+    path = resolve("starry_night").model_file("fp32")
+    x = np.random.default_rng(0).random((1, 3, 36, 52), dtype=np.float32)  # borders: the explicit −1 padding
+    runs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+            for m in (onnx.load(str(path)), signed_input(onnx.load(str(path))))]
+    assert np.abs(runs[0] - runs[1]).max() < 1e-5
+
+
+def test_a_signed_stem_input_quantizes_finer(eval_photos, tmp_path):
+    # the stem alone in INT8: its input in [0, 1] gets 128 symmetric levels, 2x − 1 gets 255 (half the step)
+    import onnx
+
+    from stylecam.styles import resolve
+
+    starry = resolve("starry_night")  # its stem is its most INT8-sensitive node
+    stem = next(n.name for n in onnx.load(str(starry.model_file("fp32"))).graph.node if n.op_type == "Conv")
+    calib = images(shared("content"), 4, 256, "imagenet_*")
+    db = {}
+    for signed in (False, True):
+        make_int8(starry, tmp_path / f"{signed}.onnx", calib, only=[stem], signed=signed)
+        assert int8_convs(tmp_path / f"{signed}.onnx") == [stem]
+        db[signed] = compare(starry, tmp_path / f"{signed}.onnx", eval_photos[:2])["psnr_db"]
+    assert db[True] > db[False] + 3, db  # 6 dB in theory
+    assert not list(tmp_path.glob(".*signed_input*"))  # its scratch graph is gone
+
+
 def test_int8_below_the_gate_keeps_the_fewest_nodes_in_float(eval_photos, tmp_path):
     import onnx
 
     from stylecam.styles import resolve
 
-    starry = resolve("starry_night")  # INT8 everywhere gives about 22 dB here
+    mosaic = resolve("mosaic")  # INT8 everywhere gives about 10 dB here (its 1×1 conv2d_23, not the stem)
     calib = images(shared("content"), 4, 256, "imagenet_*")
-    record = build_variant(starry, "int8", tmp_path, eval_photos[:2], calib)
+    record = build_variant(mosaic, "int8", tmp_path, eval_photos[:2], calib)
     m = record["mixed_precision"]
     ranked, in_float = list(m["sensitivity_db"]), m["float_nodes"]
     alone = [db for db in m["sensitivity_db"].values() if db is not None]  # None: that node alone changed nothing
     assert alone == sorted(alone) and 0 < len(in_float) < len(ranked)
-    graph_order = [n.name for n in onnx.load(str(starry.model_file("fp32"))).graph.node if n.name in ranked]
+    graph_order = [n.name for n in onnx.load(str(mosaic.model_file("fp32"))).graph.node if n.name in ranked]
     orders = {"most sensitive first": ranked, "decoder first": graph_order[::-1]}
     assert in_float == orders[m["order"]][:len(in_float)]
     target = GATE_DB["int8"] + SEARCH_MARGIN_DB
@@ -76,12 +107,12 @@ def test_int8_below_the_gate_keeps_the_fewest_nodes_in_float(eval_photos, tmp_pa
             assert (t["psnr_db"] >= target) == (c["float_nodes"] is not None and t["float_nodes"] >= c["float_nodes"])
         assert c["int8_mac_share"] is None or c["int8_mac_share"] <= m["int8_mac_share"], name  # the better one won
     written = tmp_path / "model.int8.onnx"
-    convs = conv_macs(starry.model_file("fp32"))
+    convs = conv_macs(mosaic.model_file("fp32"))
     int8 = set(int8_convs(written))  # the convolutions the record keeps in float are float in the file
     assert int8 == set(convs) - set(in_float) and m["float_convs"] == 29 - len(int8) and m["of_convs"] == 29
     assert m["int8_mac_share"] == round(sum(convs[c] for c in int8) / sum(convs.values()), 3)
     assert 0.05 < m["int8_mac_share"] < 1.0 and len(quantized_nodes(written)) > len(int8)  # mixed: some float
-    assert record["status"] == "passed" and record["accuracy"] == compare(starry, written, eval_photos[:2])
+    assert record["status"] == "passed" and record["accuracy"] == compare(mosaic, written, eval_photos[:2])
     assert record["accuracy"]["psnr_db"] > m["int8_everywhere_psnr_db"] + 3
     assert record["int8_mac_share"] == m["int8_mac_share"]
 
