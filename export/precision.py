@@ -362,7 +362,7 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
         quantize()
         record.update(dtype="int8 Q/DQ, float16 elsewhere, float32 input and output",
                       calibration={"method": method, "photos": len(calib_photos)},
-                      scheme="symmetric, per-channel weights, float bias")
+                      scheme="symmetric, per-channel weights, float bias, stem fed 2x - 1")
         record["accuracy"] = gate.compare(out)
         macs = conv_macs(bundle.model_file("fp32"))
         if record["accuracy"]["psnr_db"] < GATE_DB["int8"]:
