@@ -4,7 +4,8 @@ FP16: every float tensor inside the network, through ONNX Runtime's converter. I
 an FP16 input alone cost mosaic 11 dB (54.7 → 43.4 dB PSNR), since its hard tile edges amplify input rounding.
 INT8: ONNX Runtime's static quantizer in Q/DQ form. Weights are symmetric per channel, activations symmetric,
 and biases are left in float (TensorRT-RTX builds Q/DQ only that way; PLATFORM.md). Calibration runs on content
-photos with MinMax, Entropy or Percentile. Whatever is not INT8 runs in FP16 (a float part in FP32 would make the
+photos with MinMax, Entropy or Percentile. The stem is fed 2x − 1 (``signed_input``), so the frame gets all 255
+symmetric levels rather than 128. Whatever is not INT8 runs in FP16 (a float part in FP32 would make the
 mixed model slower than plain FP16 on a GPU). If INT8 everywhere misses the gate, some nodes stay in FP16, in one
 of two orders: the most sensitive first (each node put in INT8 alone, the rest float, and judged on calibration
 photos), or the decoder first (its residual stream spans ±220 in candy, against ±1 at the input). Bisection finds
