@@ -39,3 +39,41 @@ def test_run_on_a_corrupt_video_says_so(tmp_path):
     r = subprocess.run([*CLI, "run", "--input", str(bad), "--output", str(tmp_path / "o.mp4")],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "bad.mp4" in r.stderr
+
+
+def _photos(folder, names=("a.jpg", "b.png")):
+    """Real frames of the demo clip saved as photos, plus a broken file."""
+    folder.mkdir()
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    for name in names:
+        cv2.imwrite(str(folder / name), cap.read()[1])
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    return folder
+
+
+def test_run_stylizes_a_photo_and_a_folder_of_photos(tmp_path):
+    photos = _photos(tmp_path / "photos")
+    one = tmp_path / "one.png"
+    subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos / "b.png"), "--output", str(one),
+                    "--threads", "2"], capture_output=True, text=True, check=True)
+    original, styled = cv2.imread(str(photos / "b.png")), cv2.imread(str(one))
+    assert styled.shape == original.shape and abs(styled.astype(int) - original).mean() > 10
+    r = subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos), "--output", str(tmp_path / "styled"),
+                        "--threads", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a.jpg", "b.png"]  # same names
+    assert "broken.jpg: not a readable image, skipped" in r.stderr
+    assert abs(cv2.imread(str(tmp_path / "styled" / "b.png")).astype(int) - styled).max() <= 1  # the same frame
+
+
+def test_run_refuses_outputs_that_would_lose_something(tmp_path):
+    photos = _photos(tmp_path / "photos")
+    for args, says in [(["--input", str(photos), "--output", str(photos)], "would overwrite it"),
+                       (["--input", str(photos), "--output", str(tmp_path / "x.jpg")], "is one image"),
+                       (["--input", str(DEMO_CLIP), "--output", str(tmp_path / "x.gif")], "unknown output type"),
+                       (["--input", str(photos / "broken.jpg"), "--output", str(tmp_path / "b.png")],
+                        "not a readable image")]:
+        r = subprocess.run([*CLI, "run", *args], capture_output=True, text=True)
+        assert r.returncode != 0 and says in r.stderr, (args, r.stderr)
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "b.png", "broken.jpg"]  # nothing touched
+    assert not (tmp_path / "b.png").exists()

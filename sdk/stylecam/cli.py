@@ -55,7 +55,7 @@ def _stylizer(args, profile=None):
                                  threads=args.threads)
 
 
-def _run_pipeline(pipeline) -> None:
+def _run_pipeline(pipeline):
     """Run with SIGTERM handled like Ctrl-C (devices released, files finalized), then print the summary."""
     import signal
 
@@ -66,25 +66,33 @@ def _run_pipeline(pipeline) -> None:
           f"{stats.seconds:.2f} s, {stats.fps:.1f} FPS end to end, {stats.dropped} dropped, "
           f"{stats.reconnects} reconnects ({stats.stop_reason})")
     print(pipeline.stylizer.timer.table())
+    return stats
 
 
 def cmd_run(args) -> None:
     from .live import Pipeline
-    from .sinks import PreviewSink, ProgressSink, VideoFileSink, WindowSink
-    from .sources import open_source
+    from .sinks import PreviewSink, ProgressSink, WindowSink, file_sink
+    from .sources import IMAGE_SUFFIXES, open_source
 
+    if args.output and Path(args.output).resolve() == Path(args.input).resolve():
+        raise ValueError(f"--output {args.output} is the input: that would overwrite it; name another file or folder")
     stylizer = _stylizer(args)
     source = open_source(args.input)
     total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
     sinks = [ProgressSink(total, desc=f"stylizing ({stylizer.style})")]
     if args.output:
-        sinks.append(VideoFileSink(args.output, fps=source.fps))
+        if Path(args.output).suffix.lower() in IMAGE_SUFFIXES and total != 1:
+            raise ValueError(f"--output {args.output} is one image, but the input has {total or 'many'} frames; "
+                             "give a folder (no suffix) or a video file")
+        sinks.append(file_sink(args.output, fps=source.fps))
     if args.preview:
         sinks.append(PreviewSink(args.preview, at_frame=(total or 0) // 2))
     if args.show:
         sinks.append(WindowSink())
-    _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames))
-    for label, path in (("video", args.output), ("preview", args.preview)):
+    stats = _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames))
+    if stats.stop_reason.startswith("capture failed") or not stats.frames:
+        raise RuntimeError(f"{stats.stop_reason or 'no frames in ' + args.input}; stylized {stats.frames} frames")
+    for label, path in (("output", args.output), ("preview", args.preview)):
         if path:
             print(f"{label + ':':<9}{path}")
 
@@ -428,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="stylize a video file, folder or camera into a file and/or a window")
     run.add_argument("--input", default="demo", help="video file, image folder, camera index, URL, or 'demo'")
-    run.add_argument("--output", help="video file to write (.mp4, .avi)")
+    run.add_argument("--output", help="video file (.mp4, .avi), image file (.jpg, .png) for one frame, or a folder "
+                     "(no suffix) for one image per frame, named after the input's files")
     run.add_argument("--show", action="store_true", help="show frames in a window (q or Esc quits)")
     run.add_argument("--preview", help="write a side-by-side PNG (original | stylized)")
     _add_stylizer_options(run)

@@ -31,6 +31,7 @@ class Frame:
     index: int
     t_capture: float
     stylized: np.ndarray | None = None
+    name: str | None = None  # the source file's name, for image files and folders
 
 
 class Slot:
@@ -252,7 +253,8 @@ class Pipeline:
                         continue
                     break
                 timer.add("read", (time.perf_counter() - t0) * 1e3)
-                if not self._frames_in.put(Frame(image, index, time.perf_counter())):
+                name = getattr(self.source, "last_name", None)
+                if not self._frames_in.put(Frame(image, index, time.perf_counter(), name=name)):
                     return
                 index += 1
         except Exception as e:  # noqa: BLE001 - reported, then the pipeline ends cleanly

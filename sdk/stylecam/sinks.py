@@ -55,6 +55,44 @@ class VideoFileSink:
             self.writer = None
 
 
+class ImageFileSink:
+    """Writes stylized frames as images: the one frame to ``path`` when it has an image suffix, else every frame
+    into the folder ``path``, under its source file's name (a frame of a video: ``frame_000042.png``)."""
+
+    def __init__(self, path):
+        from .sources import IMAGE_SUFFIXES
+
+        self.path = Path(path)
+        self.single = self.path.suffix.lower() in IMAGE_SUFFIXES
+        (self.path.parent if self.single else self.path).mkdir(parents=True, exist_ok=True)
+        self.frames = 0
+
+    def write(self, view: np.ndarray, frame) -> None:
+        if self.single and self.frames:
+            raise StopPipeline(f"{self.path}: an image file holds one frame; give a folder or a video file to keep "
+                               "them all")
+        target = self.path if self.single else self.path / (frame.name or f"frame_{frame.index:06d}.png")
+        if not cv2.imwrite(str(target), view):
+            raise StopPipeline(f"{target}: OpenCV could not write this image (is the folder writable?)")
+        self.frames += 1
+
+    def close(self) -> None:
+        pass
+
+
+def file_sink(path, fps: float = 30.0):
+    """A video file (by its suffix), an image file, or a folder of images (a path without a suffix)."""
+    from .sources import IMAGE_SUFFIXES
+
+    suffix = Path(path).suffix.lower()
+    if suffix in _FOURCC:
+        return VideoFileSink(path, fps=fps)
+    if suffix in IMAGE_SUFFIXES or not suffix:
+        return ImageFileSink(path)
+    raise ValueError(f"{path}: unknown output type; give a video file ({', '.join(sorted(_FOURCC))}), an image "
+                     f"({', '.join(IMAGE_SUFFIXES)}) or a folder")
+
+
 class PreviewSink:
     """Keeps one original | stylized pair (the middle frame when the length is known) and writes it as PNG."""
 

@@ -5,6 +5,7 @@ the ones the pipeline reconnects to after a failure and whose stale frames it dr
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 
 DEMO_CLIP = Path(__file__).parent / "data" / "demo_640x360.mp4"
+log = logging.getLogger("stylecam")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -85,7 +87,8 @@ class CaptureSource:
 
 
 class ImageFolderSource:
-    """Every image in a folder, in name order (optionally looping); unreadable files are skipped."""
+    """Every image in a folder, in name order (optionally looping), or one image file; unreadable files are
+    skipped with a warning. ``last_name`` is the file name of the frame ``read`` returned last."""
 
     live = False
 
@@ -93,6 +96,7 @@ class ImageFolderSource:
         self.folder, self.loop, self.fps = Path(folder), loop, fps
         self.paths: list[Path] = []
         self.i = 0
+        self.last_name: str | None = None
 
     @property
     def name(self) -> str:
@@ -103,7 +107,10 @@ class ImageFolderSource:
         return None if self.loop else len(self.paths)
 
     def open(self) -> None:
-        self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if self.folder.is_file():
+            self.paths = [self.folder]
+        else:
+            self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
             raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
         self.i = 0
@@ -114,10 +121,15 @@ class ImageFolderSource:
                 if not self.loop:
                     return None
                 self.i = 0
-            frame = cv2.imread(str(self.paths[self.i]), cv2.IMREAD_COLOR)
+            path = self.paths[self.i]
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             self.i += 1
             if frame is not None:
+                self.last_name = path.name
                 return frame
+            log.warning("%s: not a readable image, skipped", path)
+            if len(self.paths) == 1:
+                raise SourceError(f"{path}: not a readable image (corrupt, or not {', '.join(IMAGE_SUFFIXES)})")
         return None
 
     def close(self) -> None:
@@ -141,7 +153,7 @@ def open_source(spec: str | int | os.PathLike, *, loop: bool = False, width: int
         src = CaptureSource(spec, live=True, api=cv2.CAP_FFMPEG)
     elif "!" in spec:
         src = CaptureSource(spec, live=True, api=cv2.CAP_GSTREAMER)
-    elif Path(spec).is_dir():
+    elif Path(spec).is_dir() or (Path(spec).is_file() and Path(spec).suffix.lower() in IMAGE_SUFFIXES):
         src = ImageFolderSource(spec, loop=loop, fps=fps or 10.0)
     elif Path(spec).is_file():
         src = CaptureSource(spec, live=False, loop=loop)
