@@ -46,6 +46,31 @@ def _quantize_input(conv, args):
     return (conv.input_fq(args[0]),)
 
 
+class SignedInput(torch.nn.Module):
+    """``2x − 1``, padded with −1 where the stem padded ``x`` with zeros (``export.precision.signed_input``)."""
+
+    def __init__(self, pad_h: int, pad_w: int):
+        super().__init__()
+        self.pad = (pad_w, pad_w, pad_h, pad_h)
+
+    def forward(self, x):
+        return torch.nn.functional.pad(2 * x - 1, self.pad, value=-1.0)
+
+
+def sign_stem(model: torch.nn.Module) -> torch.nn.Module:
+    """The same network with its stem fed ``2x − 1`` (weights halved, bias raised by half their sum), so the
+    stem's INT8 input gets all 255 symmetric levels, as the post-training variants do. Changes ``model``."""
+    stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    if stem.padding_mode != "zeros" or stem.bias is None:
+        raise ValueError("sign_stem: the stem must zero-pad and have a bias (BatchNorm folded)")
+    with torch.no_grad():
+        stem.bias += stem.weight.sum((1, 2, 3)) / 2
+        stem.weight /= 2
+    pad_h, pad_w = stem.padding
+    stem.padding = (0, 0)
+    return torch.nn.Sequential(SignedInput(pad_h, pad_w), model)
+
+
 def prepare(model: torch.nn.Module, float_tail: int = 0) -> list[torch.nn.Conv2d]:
     """Fake-quantize every convolution but the last ``float_tail`` (in place); returns the quantized ones."""
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -78,7 +103,7 @@ def finetune(bundle, content: str | Path, steps: int = 1000, size: int = 256, ba
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     teacher = fold_batchnorm(load_generator(bundle)).eval()
-    student = copy.deepcopy(teacher)
+    student = sign_stem(copy.deepcopy(teacher))
     prepare(student, float_tail)
     student.train()
     data = ContentImages(content, size, content_limit)
@@ -121,7 +146,8 @@ def make_int8_variant(init: str | Path, out: str | Path, content: str | Path, ev
     int8_macs = sum(macs[:len(macs) - tune.get("float_tail", 0)])
     record = {"file": "model.int8.onnx", "gate_psnr_db": GATE_DB["int8"], "dtype": "int8 Q/DQ",
               "int8_mac_share": round(int8_macs / sum(macs), 3),
-              "scheme": "quantization-aware: symmetric per-channel weights, symmetric per-tensor inputs, float bias",
+              "scheme": "quantization-aware: symmetric per-channel weights, symmetric per-tensor inputs, float bias, "
+                        "stem fed 2x - 1",
               "qat": {**{k: v for k, v in tune.items() if k != "progress"},
                       "final_loss": float(np.mean(losses[-50:]))}}
     manifest = dict(bundle.manifest)
