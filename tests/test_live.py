@@ -298,3 +298,17 @@ def test_csi_pipeline_string_for_jetson():
 def test_missing_source_says_what_it_accepts():
     with pytest.raises(SourceError, match="camera index"):
         open_source("/no/such/clip.mp4")
+
+
+def test_live_records_a_folder_of_frames(tmp_path):
+    out = tmp_path / "frames"
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "live", "--source", "demo", "--no-window", "--output",
+                        str(out), "--max-frames", "4", "--threads", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import re
+
+    names = sorted(p.name for p in out.iterdir())
+    shown = int(re.search(r"(\d+) frames in", r.stdout).group(1))  # live drops what it cannot keep up with
+    assert len(names) == shown >= 1 and all(re.fullmatch(r"frame_\d{6}\.png", n) for n in names), names
+    assert {int(n[6:12]) for n in names} <= set(range(4))  # numbered by the source's frame index
+    assert cv2.imread(str(out / names[0])).shape == (360, 640, 3)

@@ -99,7 +99,7 @@ def cmd_run(args) -> None:
 
 def cmd_live(args) -> None:
     from .live import Controls, Pipeline
-    from .sinks import MJPEGServer, VideoFileSink, WindowSink
+    from .sinks import MJPEGServer, WindowSink, file_sink
     from .sources import open_source
 
     profile = _look(args)
@@ -112,7 +112,7 @@ def cmd_live(args) -> None:
         host, _, port = args.http.rpartition(":")
         sinks.append(MJPEGServer(host or "127.0.0.1", int(port), controls))
     if args.output:
-        sinks.append(VideoFileSink(args.output, fps=source.fps))
+        sinks.append(file_sink(args.output, fps=source.fps))
     if not args.no_window:
         sinks.append(WindowSink(controls, fullscreen=args.fullscreen))
     if not sinks:
@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--source", default="0", help="camera index, video file, image folder, URL, GStreamer "
                       "pipeline, 'csi' or 'csi:N' (Jetson CSI camera), or 'demo'")
     live.add_argument("--http", metavar="HOST:PORT", help="serve MJPEG with controls (e.g. 127.0.0.1:8080)")
-    live.add_argument("--output", help="also record to this video file")
+    live.add_argument("--output", help="also record: a video file, or a folder (no suffix) for one image per frame")
     live.add_argument("--fullscreen", action="store_true", help="kiosk mode")
     live.add_argument("--no-window", action="store_true", help="headless: HTTP and/or file only")
     live.add_argument("--side-by-side", action="store_true", help="show original | stylized")
