@@ -167,6 +167,8 @@ def signed_input(model):
     g = model.graph
     x = g.input[0].name
     stem = next(n for n in g.node if n.op_type == "Conv" and n.input[0] == x)
+    if any(a.name == "auto_pad" and a.s not in (b"", b"NOTSET") for a in stem.attribute):
+        raise ValueError("signed_input: the stem uses auto_pad; export with explicit pads")
     inits = {t.name: t for t in g.initializer}
     weight = numpy_helper.to_array(inits[stem.input[1]]).astype(np.float64)
     bias = (numpy_helper.to_array(inits[stem.input[2]]).astype(np.float64) if len(stem.input) > 2
@@ -180,8 +182,6 @@ def signed_input(model):
         g.initializer.append(new_bias)
         stem.input.append(bias_name)
     pads = next((list(a.ints) for a in stem.attribute if a.name == "pads"), [0, 0, 0, 0])
-    if any(a.name == "auto_pad" and a.s not in (b"", b"NOTSET") for a in stem.attribute):
-        raise ValueError("signed_input: the stem uses auto_pad; export with explicit pads")
     for a in stem.attribute:
         if a.name == "pads":
             a.ints[:] = [0, 0, 0, 0]
@@ -220,7 +220,7 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
     ``only`` quantizes just those; ``signed`` feeds the stem 2x − 1 (``signed_input``).
     With ``calibration_cache`` the tensor ranges are computed once and reused by later calls."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     methods = {"percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy,
                "minmax": CalibrationMethod.MinMax}
@@ -230,26 +230,20 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
     model = onnx.load(str(bundle.model_file("fp32")))
     onnx.save(signed_input(model) if signed else model, str(src))
     try:
-        _quantize(bundle, src, out, calib_photos, methods[method], exclude, only, calibration_cache)
+        # ONNX Runtime ≥ 1.32 can reuse tensor ranges; an older one calibrates on every call (slower, same result)
+        reuse = calibration_cache and "calibration_cache_path" in inspect.signature(quantize_static).parameters
+        cache = {"calibration_cache_path": str(calibration_cache)} if reuse else {}
+        reader = None if reuse and Path(calibration_cache).is_file() else \
+            _Calibration(bundle, _session(src).get_inputs()[0].name, calib_photos)  # only when it will be read
+        quantize_static(str(src), str(out), reader,
+                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                        nodes_to_exclude=[*(exclude or []), *SIGNED_INPUT_NODES], nodes_to_quantize=only or [],
+                        **cache, extra_options={"QuantizeBias": False, "ActivationSymmetric": True,
+                                                "WeightSymmetric": True, "CalibPercentile": 99.99})
     finally:
         src.unlink(missing_ok=True)
     onnx.save(to_fp16(onnx.load(str(out))), str(out))  # what is not INT8 runs in FP16, not FP32
-
-
-def _quantize(bundle: Bundle, src: Path, out: Path, calib_photos, method, exclude, only, calibration_cache) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    # ONNX Runtime ≥ 1.32 can reuse tensor ranges; an older one calibrates on every call (slower, same result)
-    reuse = calibration_cache and "calibration_cache_path" in inspect.signature(quantize_static).parameters
-    cache = {"calibration_cache_path": str(calibration_cache)} if reuse else {}
-    reader = None if reuse and Path(calibration_cache).is_file() else \
-        _Calibration(bundle, _session(src).get_inputs()[0].name, calib_photos)  # only when it will be read
-    quantize_static(str(src), str(out), reader,
-                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=method,
-                    nodes_to_exclude=[*(exclude or []), *SIGNED_INPUT_NODES], nodes_to_quantize=only or [], **cache,
-                    extra_options={"QuantizeBias": False, "ActivationSymmetric": True, "WeightSymmetric": True,
-                                   "CalibPercentile": 99.99})
 
 
 def _graph(path: Path):
