@@ -84,6 +84,8 @@ def test_an_fp16_peer_takes_its_input_in_fp16_and_is_listed_so(tmp_path):
 def test_a_missing_or_broken_peer_says_what_to_give(tmp_path):
     with pytest.raises(FileNotFoundError, match="MODEL.onnx:CONTRACT"):
         Peer.from_spec(f"{tmp_path / 'none.onnx'}:rgb255")
+    with pytest.raises(FileNotFoundError, match="peer model none not found"):  # named, even without .onnx or a contract
+        Peer.from_spec("none")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="could not load this peer"):

@@ -65,7 +65,9 @@ class Peer:
     @classmethod
     def from_spec(cls, spec: str, threads: int | None = None) -> Peer:
         """``path.onnx:CONTRACT`` (the contract defaults to rgb01)."""
-        path, _, contract = (spec, "", "") if spec.endswith(".onnx") else spec.rpartition(":")
+        path, sep, contract = spec.rpartition(":")
+        if not sep or spec.endswith(".onnx"):  # no contract given
+            path, contract = spec, ""
         return cls(path, PeerContract.parse(contract or "rgb01"), threads)
 
     def reset_video(self) -> None:
