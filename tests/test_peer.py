@@ -112,3 +112,44 @@ def test_eval_judges_a_peer_by_the_same_metrics_and_flicker(tmp_path):
     assert r.returncode == 0, r.stderr
     peer_row = next(line for line in r.stdout.splitlines() if line.startswith("their_candy (peer)"))
     assert peer_row.split()[-1] == "–" and float(peer_row.split()[-2]) > 0  # no runtime smoothing for a peer
+
+
+def stride4_peer(path, channels=3):
+    """(x + nearest-upsampled 4×4 average) / 2 in RGB 0..1: an Add that only lines up at multiples of 4."""
+    nodes = [helper.make_node("AveragePool", ["x"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
+             helper.make_node("Resize", ["pooled", "", "scales"], ["up"], mode="nearest"),
+             helper.make_node("Add", ["x", "up"], ["sum"]),
+             helper.make_node("Mul", ["sum", "half"], ["y"])]
+    inits = [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 4, 4]),
+             helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])]
+    graph = helper.make_graph(nodes, "stride4", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                              [1, channels, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, "h", "w"])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def expected_stride4(frame):
+    h, w = frame.shape[:2]
+    import cv2
+    x = cv2.copyMakeBorder(frame, 0, -h % 4, 0, -w % 4, cv2.BORDER_REFLECT_101).astype(np.float32)
+    up = x.reshape(x.shape[0] // 4, 4, x.shape[1] // 4, 4, 3).mean(axis=(1, 3)).repeat(4, 0).repeat(4, 1)
+    return np.clip(np.rint((x + up) / 2), 0, 255).astype(np.uint8)[:h, :w]
+
+
+def test_a_peer_that_needs_a_stride_multiple_gets_the_frame_padded_and_its_output_cropped(tmp_path):
+    peer = Peer(stride4_peer(tmp_path / "unet.onnx"), threads=1)
+    rng = np.random.default_rng(0)
+    even = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    assert np.abs(peer.stylize(even).astype(int) - expected_stride4(even)).max() <= 1 and peer.stride == 1
+    odd = rng.integers(0, 256, (63, 97, 3), dtype=np.uint8)  # the Add fails at 63×97: padded to 64×100
+    out = peer.stylize(odd)
+    assert out.shape == odd.shape and peer.stride == 4 and peer.info()["stride"] == 4
+    assert np.abs(out.astype(int) - expected_stride4(odd)).max() <= 1
+    assert len(peer.timer.samples["infer"]) == 2  # the rejected try is not counted as a latency
+
+
+def test_a_peer_that_takes_no_size_says_so(tmp_path):
+    peer = Peer(stride4_peer(tmp_path / "rgba.onnx", channels=4), threads=1)
+    with pytest.raises(ValueError, match="rgba.onnx failed on a 96x64 frame, even padded to a multiple of 64"):
+        peer.stylize(np.zeros((64, 96, 3), np.uint8))

@@ -3,8 +3,10 @@
 A peer is given as ``path.onnx:CONTRACT``; the contract says how it wants its input (value range, channel order,
 layout), and its output is read back the same way. A peer with a fixed input size (e.g. 224×224) gets the frame
 resized to that size and its output resized back: ``native_size`` says so, and its label carries it, because its
-latency is then not a latency at the frame's size. An output of another size than its input (a network that
-crops or needs a stride multiple) is resized to the frame.
+latency is then not a latency at the frame's size. A network that only takes sizes divisible by its stride
+(U-Nets, or Johnson-style networks with skips) rejects other frames: the peer then reflect-pads them to the
+smallest multiple of 4, 8, … 64 that it takes, keeps that ``stride``, and crops the output. Any other output
+size is resized to the frame.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import numpy as np
 
 from .frames import check_frame
 from .timing import StageTimer
+
+STRIDES = (1, 4, 8, 16, 32, 64)  # frame size multiples tried, in turn, on a peer that rejects a frame's size
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Peer:
         hw = inp.shape[1:3] if self.contract.layout == "NHWC" else inp.shape[2:4]
         self.native_size = tuple(hw) if all(isinstance(d, int) and d > 0 for d in hw) else None
         self.style = self.path.stem + (f" @{hw[0]}×{hw[1]}" if self.native_size else "")
+        self.stride = 1  # raised when the network rejects a size (see the module's docstring)
 
     @classmethod
     def from_spec(cls, spec: str, threads: int | None = None) -> Peer:
@@ -74,27 +79,51 @@ class Peer:
         """Peers keep no state between frames."""
 
     def stylize(self, frame: np.ndarray) -> np.ndarray:
-        c, bgr = self.contract, check_frame(frame)
+        bgr = check_frame(frame)
+        error = None
+        for stride in [1] if self.native_size else [s for s in STRIDES if s >= self.stride]:
+            with self.timer("pre"):
+                x = self._tensor(bgr, stride)
+            try:
+                with self.timer("infer"):
+                    y = self.session.run(None, {self.input: x})[0]
+            except Exception as e:  # onnxruntime's own types; most often a size the network cannot take
+                error = e
+                continue
+            self.stride = stride
+            with self.timer("post"):
+                return self._frame(y, bgr.shape[:2])
+        padded = "" if self.native_size else f", even padded to a multiple of {STRIDES[-1]}"
+        raise ValueError(f"peer {self.path.name} failed on a {bgr.shape[1]}x{bgr.shape[0]} frame{padded} "
+                         f"({error}); check its input contract and size") from error
+
+    def _tensor(self, bgr: np.ndarray, stride: int) -> np.ndarray:
+        c = self.contract
+        if self.native_size:
+            bgr = cv2.resize(bgr, self.native_size[::-1], interpolation=cv2.INTER_AREA)
         h, w = bgr.shape[:2]
-        with self.timer("pre"):
-            if self.native_size:
-                bgr = cv2.resize(bgr, self.native_size[::-1], interpolation=cv2.INTER_AREA)
-            img = bgr[:, :, ::-1] if c.channels == "RGB" else bgr
-            x = img.astype(np.float32) * c.scale + c.offset
-            x = x[None] if c.layout == "NHWC" else x.transpose(2, 0, 1)[None]
-        with self.timer("infer"):
-            y = self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=self.dtype)})[0]
-        with self.timer("post"):
-            y = y[0] if c.layout == "NHWC" else y[0].transpose(1, 2, 0)
-            y = (y.astype(np.float32) - c.offset) / c.scale
-            y = y[:, :, ::-1] if c.channels == "RGB" else y
-            out = np.clip(np.rint(y), 0, 255).astype(np.uint8)
-            if out.shape[:2] != (h, w):
-                out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+        if stride > 1:
+            bgr = cv2.copyMakeBorder(bgr, 0, -h % stride, 0, -w % stride, cv2.BORDER_REFLECT_101)
+        img = bgr[:, :, ::-1] if c.channels == "RGB" else bgr
+        x = img.astype(np.float32) * c.scale + c.offset
+        x = x[None] if c.layout == "NHWC" else x.transpose(2, 0, 1)[None]
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _frame(self, y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The network's output as a BGR8 frame of ``size``: the padding cropped off, any other size resized."""
+        c, (h, w) = self.contract, size
+        y = y[0] if c.layout == "NHWC" else y[0].transpose(1, 2, 0)
+        if not self.native_size and y.shape[0] == -h % self.stride + h and y.shape[1] == -w % self.stride + w:
+            y = y[:h, :w]
+        y = (y.astype(np.float32) - c.offset) / c.scale
+        y = y[:, :, ::-1] if c.channels == "RGB" else y
+        out = np.clip(np.rint(y), 0, 255).astype(np.uint8)
+        if out.shape[:2] != (h, w):
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.ascontiguousarray(out)
 
     def info(self) -> dict:
         import onnxruntime as ort
 
         return {"backend": "onnxruntime", "version": ort.__version__, "variant": "peer", "model": self.path.name,
-                "native_size": list(self.native_size) if self.native_size else None}
+                "native_size": list(self.native_size) if self.native_size else None, "stride": self.stride}
