@@ -28,8 +28,11 @@ def test_statistics_of_a_known_sequence():
 def test_peer_contracts(text, expect):
     c = PeerContract.parse(text)
     assert c.scale == pytest.approx(expect[0]) and (c.offset, c.channels, c.layout) == expect[1:]
-    with pytest.raises(ValueError, match="unknown peer contract"):
-        PeerContract.parse("yuv")
+    assert c.output_range == (c.scale, c.offset)  # the output in the input's range unless told
+    assert PeerContract.parse(text + ",out255").output_range == (1.0, 0.0)
+    for bad in ("yuv", "rgb2555", "rgb01,nwhc", "rgb01,out2"):  # a typo is an error, not a silent default
+        with pytest.raises(ValueError, match="unknown .*peer contract"):
+            PeerContract.parse(bad)
 
 
 def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():

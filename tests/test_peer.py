@@ -153,3 +153,19 @@ def test_a_peer_that_takes_no_size_says_so(tmp_path):
     peer = Peer(stride4_peer(tmp_path / "rgba.onnx", channels=4), threads=1)
     with pytest.raises(ValueError, match="rgba.onnx failed on a 96x64 frame, even padded to a multiple of 64"):
         peer.stylize(np.zeros((64, 96, 3), np.uint8))
+
+
+def test_a_peer_whose_output_range_differs_from_its_input_is_read_back_in_that_range(tmp_path):
+    frame = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    ours = Peer(CANDY, threads=1).stylize(frame)
+    # candy's graph in front of ×255: input 0..1, output 0..255
+    model = onnx.load(str(CANDY))
+    g = model.graph
+    g.initializer.append(helper.make_tensor("k255", TensorProto.FLOAT, [], [255.0]))
+    g.node.append(helper.make_node("Mul", [g.output[0].name, "k255"], ["y255"]))
+    g.output[0].name = "y255"
+    onnx.save(model, str(tmp_path / "out255.onnx"))
+    theirs = Peer.from_spec(f"{tmp_path / 'out255.onnx'}:rgb01,out255", threads=1).stylize(frame)
+    assert np.abs(theirs.astype(int) - ours.astype(int)).max() <= 1
+    unread = Peer.from_spec(f"{tmp_path / 'out255.onnx'}:rgb01", threads=1).stylize(frame)
+    assert (unread == 255).mean() > 0.9  # read in the input's range, everything saturates

@@ -499,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precisions", help="comma list of fp32, fp16, int8 (default fp32; estimate: all three)")
     bench.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280; kernels: 1080x1920)")
     bench.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
-                       help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc)")
+                       help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc; ,out255 "
+                            "where its output range differs)")
     bench.add_argument("--smoothing", default="0", help="comma list of runtime smoothing amounts to time "
                        "(e.g. 0,0.5: the cost of smoothing, side by side)")
     bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
@@ -514,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("bundles", nargs="*", help="bundled style names or bundle folders")
     ev.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
                     help="another ONNX style network, judged by the same metrics (contract: rgb01, rgb255, bgr255, "
-                         "rgb-11, optionally ,nhwc); its painting: --style-image or the first style's")
+                         "rgb-11, optionally ,nhwc and ,out255); its painting: --style-image or the first style's")
     ev.add_argument("--photos", help="held-out photos (default: shared/data/content bsds_val_*)")
     ev.add_argument("--count", type=int, default=20)
     ev.add_argument("--size", type=int, default=384, help="longer side of each photo")

@@ -22,26 +22,45 @@ from .timing import StageTimer
 STRIDES = (1, 4, 8, 16, 32, 64)  # frame size multiples tried, in turn, on a peer that rejects a frame's size
 
 
+RANGES = {"01": (1 / 255, 0.0), "255": (1.0, 0.0), "-11": (2 / 255, -1.0)}  # uint8 × scale + offset
+CONTRACT_HELP = "rgb01, rgb255, bgr255 or rgb-11 (−1..1); add ,nhwc for channels last and ,out255 (,out01, ,out-11) " \
+                "when the output's range differs from the input's"
+
+
 @dataclass(frozen=True)
 class PeerContract:
-    """How a peer network wants its input: value range, channel order, layout (its output uses the same)."""
+    """How a peer network wants its input: value range, channel order, layout; its output uses the same
+    channel order and layout, and the same range unless ``out_scale``/``out_offset`` say otherwise."""
 
     scale: float = 1 / 255  # uint8 × scale + offset
     offset: float = 0.0
     channels: str = "RGB"
     layout: str = "NCHW"
+    out_scale: float | None = None
+    out_offset: float | None = None
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        return (self.scale if self.out_scale is None else self.out_scale,
+                self.offset if self.out_offset is None else self.out_offset)
 
     @classmethod
     def parse(cls, text: str) -> PeerContract:
-        """e.g. ``rgb01`` (default), ``rgb255``, ``bgr255``, ``rgb-11`` (−1..1), optionally ``,nhwc``."""
-        words = text.lower().split(",")
-        ranges = {"01": (1 / 255, 0.0), "255": (1.0, 0.0), "-11": (2 / 255, -1.0)}
-        rng = next((r for r in ranges if words[0].endswith(r)), None)
-        order = words[0][:3].upper()
-        if rng is None or order not in ("RGB", "BGR"):
-            raise ValueError(f"unknown peer contract '{text}': use rgb01, rgb255, bgr255, rgb-11 (add ,nhwc)")
-        layout = "NHWC" if "nhwc" in words[1:] else "NCHW"
-        return cls(*ranges[rng], order, layout)
+        """e.g. ``rgb01`` (default), ``rgb255``, ``bgr255``, ``rgb-11``, ``rgb-11,nhwc``, ``rgb01,out255``."""
+        first, *options = text.lower().split(",")
+        rng = next((r for r in RANGES if first.endswith(r)), None)
+        order = first[:3].upper()
+        if rng is None or order not in ("RGB", "BGR") or len(first) != 3 + len(rng):
+            raise ValueError(f"unknown peer contract '{text}': use {CONTRACT_HELP}")
+        layout, out = "NCHW", (None, None)
+        for option in options:
+            if option in ("nhwc", "nchw"):
+                layout = option.upper()
+            elif option.startswith("out") and option[3:] in RANGES:
+                out = RANGES[option[3:]]
+            else:
+                raise ValueError(f"unknown option '{option}' in peer contract '{text}': use {CONTRACT_HELP}")
+        return cls(*RANGES[rng], order, layout, *out)
 
 
 class Peer:
@@ -115,7 +134,8 @@ class Peer:
         y = y[0] if c.layout == "NHWC" else y[0].transpose(1, 2, 0)
         if not self.native_size and y.shape[0] == -h % self.stride + h and y.shape[1] == -w % self.stride + w:
             y = y[:h, :w]
-        y = (y.astype(np.float32) - c.offset) / c.scale
+        scale, offset = c.output_range
+        y = (y.astype(np.float32) - offset) / scale
         y = y[:, :, ::-1] if c.channels == "RGB" else y
         out = np.clip(np.rint(y), 0, 255).astype(np.uint8)
         if out.shape[:2] != (h, w):
