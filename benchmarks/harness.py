@@ -88,7 +88,8 @@ def load_peer(spec: str, threads: int | None = None) -> tuple[dict, Peer]:
     t0 = time.perf_counter()
     peer = Peer.from_spec(spec, threads)
     load_s = time.perf_counter() - t0
-    precision = "fp16" if peer.dtype == np.float16 else "fp32"  # the input's type: all the harness can tell
+    # the input's type: all the harness can tell
+    precision = {np.float16: "fp16", np.uint8: "uint8 input"}.get(peer.dtype, "fp32")
     common = {"model": peer.style, "arch": "peer", "params": None, "macs_480x640": None, "precision": precision,
               "backend": peer.info(), "load_s": round(load_s, 3), "peer": True}
     return common, peer

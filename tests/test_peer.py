@@ -169,3 +169,23 @@ def test_a_peer_whose_output_range_differs_from_its_input_is_read_back_in_that_r
     assert np.abs(theirs.astype(int) - ours.astype(int)).max() <= 1
     unread = Peer.from_spec(f"{tmp_path / 'out255.onnx'}:rgb01", threads=1).stylize(frame)
     assert (unread == 255).mean() > 0.9  # read in the input's range, everything saturates
+
+
+def test_a_peer_that_takes_bytes_is_fed_bytes(tmp_path):
+    from stylecam.benchmarks import harness
+
+    frame = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    model = onnx.load(str(wrapped_rgb255_nhwc(tmp_path / "f.onnx")))
+    g = model.graph
+    g.node.insert(0, helper.make_node("Cast", ["bytes"], ["image"], to=TensorProto.FLOAT))
+    g.input[0].CopyFrom(helper.make_tensor_value_info("bytes", TensorProto.UINT8, [1, "h", "w", 3]))
+    onnx.save(model, str(tmp_path / "u8.onnx"))
+    peer = Peer.from_spec(f"{tmp_path / 'u8.onnx'}:rgb255,nhwc", threads=1)
+    assert peer.dtype == np.uint8
+    assert np.abs(peer.stylize(frame).astype(int) - Peer(CANDY, threads=1).stylize(frame).astype(int)).max() <= 1
+    assert harness.load_peer(f"{tmp_path / 'u8.onnx'}:rgb255,nhwc", threads=1)[0]["precision"] == "uint8 input"
+    g.input[0].CopyFrom(helper.make_tensor_value_info("bytes", TensorProto.INT32, [1, "h", "w", 3]))
+    g.node[0].CopyFrom(helper.make_node("Cast", ["bytes"], ["image"], to=TensorProto.FLOAT))
+    onnx.save(model, str(tmp_path / "i32.onnx"))
+    with pytest.raises(ValueError, match="its input is tensor.int32.; peers take float, float16 or uint8"):
+        Peer(tmp_path / "i32.onnx")

@@ -80,7 +80,10 @@ class Peer:
             raise ValueError(f"{self.path}: ONNX Runtime could not load this peer ({e})") from e
         inp = self.session.get_inputs()[0]
         self.input = inp.name
-        self.dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+        if inp.type not in dtypes:
+            raise ValueError(f"{self.path}: its input is {inp.type}; peers take float, float16 or uint8 images")
+        self.dtype = dtypes[inp.type]
         hw = inp.shape[1:3] if self.contract.layout == "NHWC" else inp.shape[2:4]
         self.native_size = tuple(hw) if all(isinstance(d, int) and d > 0 for d in hw) else None
         self.style = self.path.stem + (f" @{hw[0]}×{hw[1]}" if self.native_size else "")
@@ -126,6 +129,8 @@ class Peer:
         img = bgr[:, :, ::-1] if c.channels == "RGB" else bgr
         x = img.astype(np.float32) * c.scale + c.offset
         x = x[None] if c.layout == "NHWC" else x.transpose(2, 0, 1)[None]
+        if self.dtype == np.uint8:  # a network that takes 0..255 bytes
+            x = np.clip(np.rint(x), 0, 255)
         return np.ascontiguousarray(x, dtype=self.dtype)
 
     def _frame(self, y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
