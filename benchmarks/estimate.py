@@ -95,6 +95,9 @@ def estimate(onnx_path: str | Path, model: str, precisions, sizes, devices=JETSO
     """Rows per size, device and precision; ``int8_layers`` as in ``predict`` (a shipped mixed INT8 variant)."""
     from stylecam.export.graph import conv_layers
 
+    unknown = set(precisions) - set(BYTES)
+    if unknown:
+        raise ValueError(f"the estimator predicts TensorRT on Jetsons: {', '.join(BYTES)}, not {sorted(unknown)}")
     rows = []
     for h, w in sizes:
         layers = conv_layers(onnx_path, h, w)

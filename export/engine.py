@@ -183,6 +183,9 @@ def _build(bundle: Bundle, precision: str, profile: Profile, expected: dict) -> 
 def build_engine(bundle: Bundle, precision: str = "fp16", shapes=DEFAULT_SHAPES, opt=None, sm: str | None = None,
                  force: bool = False) -> Path:
     """The cached engine for this bundle/precision/profile/device, built first when missing or stale."""
+    if precision == "int8-cpu":
+        raise EngineError("int8-cpu is ONNX Runtime's CPU variant (its zero points are not TensorRT's); "
+                          "build fp16 or int8")
     profile = profile_for(bundle, shapes, opt)
     expected = expected_sidecar(bundle, precision, profile, sm)
     path = engine_path(expected)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stylecam.bundle import load_bundle, sha256_file, write_manifest
+from stylecam.bundle import VARIANT_FILES, load_bundle, sha256_file, write_manifest
 from stylecam.frames import to_tensor
 from stylecam.train.data import read_rgb
 from stylecam.train.models import fold_batchnorm, load_generator
@@ -66,7 +66,7 @@ def export_bundle(bundle_dir: str | Path, check_image: str | Path | None = None,
     # variants made from this very model.onnx stay, unless asked for again; the rest are stale
     kept = {p: v for p, v in manifest.get("variants", {}).items()
             if unchanged and p not in precisions and v.get("status") == "passed"}
-    for stale in ("model.fp16.onnx", "model.int8.onnx"):
+    for stale in [f for v, f in VARIANT_FILES.items() if v != "fp32"]:
         if not any(v.get("file") == stale for v in kept.values()):
             manifest["files"].pop(stale, None)
             (Path(bundle_dir) / stale).unlink(missing_ok=True)
@@ -91,7 +91,7 @@ def _export_variants(bundle, precisions, calib, calib_count, calib_method, eval_
     eval_photos = (images(eval_dir, eval_count) if eval_dir
                    else images(content, eval_count, pattern="bsds_val_*"))
     calib_photos = None
-    if "int8" in precisions:
+    if {"int8", "int8-cpu"} & set(precisions):
         if calib is None and content is None:
             raise ExportError("INT8 needs calibration photos: pass --calib FOLDER")
         calib_photos = (images(calib, calib_count, max_side=384) if calib

@@ -6,7 +6,11 @@ INT8: ONNX Runtime's static quantizer in Q/DQ form. Weights are symmetric per ch
 and biases are left in float (TensorRT-RTX builds Q/DQ only that way; PLATFORM.md). Calibration runs on content
 photos with MinMax, Entropy or Percentile. The stem is fed 2x − 1 (``signed_input``), so the frame gets all 255
 symmetric levels rather than 128. Whatever is not INT8 runs in FP16 (a float part in FP32 would make the
-mixed model slower than plain FP16 on a GPU). If INT8 everywhere misses the gate, some nodes stay in FP16, in one
+mixed model slower than plain FP16 on a GPU). INT8-CPU is the same quantizer in the form ONNX Runtime's CPU
+provider runs fast: unsigned asymmetric activations (the frame's [0, 1] gets all 256 levels without the signed
+stem), int32 biases and an FP32 float part, which it fuses into integer ``QLinearConv`` nodes (the FP16 float part
+of INT8 it cannot fuse, and runs 5–7× slower than FP32). TensorRT does not take its zero points.
+If INT8 everywhere misses the gate, some nodes stay in float, in one
 of two orders: the most sensitive first (each node put in INT8 alone, the rest float, and judged on calibration
 photos), or the decoder first (its residual stream spans ±220 in candy, against ±1 at the input). Bisection finds
 the fewest nodes of each order that pass on the calibration photos, and the order that leaves more MACs in INT8
@@ -22,13 +26,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stylecam.bundle import Bundle
+from stylecam.bundle import VARIANT_FILES, Bundle
 from stylecam.export.graph import conv_layers
 from stylecam.frames import from_tensor, to_tensor
 from stylecam.quality import psnr, ssim
 from stylecam.sources import IMAGE_SUFFIXES
 
-GATE_DB = {"fp16": 45.0, "int8": 30.0}
+GATE_DB = {"fp16": 45.0, "int8": 30.0, "int8-cpu": 30.0}
+INT8_SCHEMES = {  # how each INT8 variant is quantized, and the line its manifest record carries
+    "int8": {"activation": "QInt8", "symmetric": True, "quantize_bias": False, "signed_stem": True, "float": "fp16",
+             "scheme": "symmetric, per-channel weights, float bias, stem fed 2x - 1",
+             "dtype": "int8 Q/DQ, float16 elsewhere, float32 input and output"},
+    "int8-cpu": {"activation": "QUInt8", "symmetric": False, "quantize_bias": True, "signed_stem": False,
+                 "float": "fp32", "scheme": "asymmetric uint8 activations, symmetric per-channel int8 weights, "
+                                            "int32 bias (fused into QLinearConv by ONNX Runtime)",
+                 "dtype": "uint8/int8 Q/DQ, float32 elsewhere, float32 input and output"},
+}
 CALIBRATION_METHODS = ("percentile", "entropy", "minmax")
 
 
@@ -215,10 +228,10 @@ class _Calibration:
 
 def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method: str = "percentile",
               exclude: list[str] | None = None, only: list[str] | None = None,
-              calibration_cache: Path | None = None, signed: bool = True) -> None:
-    """Q/DQ model of the bundle's FP32 one, FP16 wherever it is not INT8; ``exclude`` keeps nodes out of INT8,
-    ``only`` quantizes just those; ``signed`` feeds the stem 2x − 1 (``signed_input``).
-    With ``calibration_cache`` the tensor ranges are computed once and reused by later calls."""
+              calibration_cache: Path | None = None, signed: bool | None = None, precision: str = "int8") -> None:
+    """Q/DQ model of the bundle's FP32 one in ``precision``'s scheme (``INT8_SCHEMES``); ``exclude`` keeps nodes
+    out of INT8, ``only`` quantizes just those; ``signed`` overrides whether the stem is fed 2x − 1
+    (``signed_input``). With ``calibration_cache`` the tensor ranges are computed once and reused by later calls."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -226,6 +239,8 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
                "minmax": CalibrationMethod.MinMax}
     if method not in methods:
         raise ValueError(f"unknown calibration method '{method}'; choose one of {CALIBRATION_METHODS}")
+    scheme = INT8_SCHEMES[precision]
+    signed = scheme["signed_stem"] if signed is None else signed
     src = Path(out).with_name(f".{Path(out).stem}.signed_input.onnx")  # removed below
     model = onnx.load(str(bundle.model_file("fp32")))
     onnx.save(signed_input(model) if signed else model, str(src))
@@ -236,14 +251,17 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
         reader = None if reuse and Path(calibration_cache).is_file() else \
             _Calibration(bundle, _session(src).get_inputs()[0].name, calib_photos)  # only when it will be read
         quantize_static(str(src), str(out), reader,
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                        quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=getattr(QuantType, scheme["activation"]),
                         weight_type=QuantType.QInt8, calibrate_method=methods[method],
                         nodes_to_exclude=[*(exclude or []), *SIGNED_INPUT_NODES], nodes_to_quantize=only or [],
-                        **cache, extra_options={"QuantizeBias": False, "ActivationSymmetric": True,
+                        **cache, extra_options={"QuantizeBias": scheme["quantize_bias"],
+                                                "ActivationSymmetric": scheme["symmetric"],
                                                 "WeightSymmetric": True, "CalibPercentile": 99.99})
     finally:
         src.unlink(missing_ok=True)
-    onnx.save(to_fp16(onnx.load(str(out))), str(out))  # what is not INT8 runs in FP16, not FP32
+    if scheme["float"] == "fp16":  # what is not INT8 runs in FP16, not FP32
+        onnx.save(to_fp16(onnx.load(str(out))), str(out))
 
 
 def _graph(path: Path):
@@ -281,11 +299,12 @@ def _int8_share(int8: list[str], macs: dict[str, int]) -> float:
     return round(sum(macs[c] for c in int8) / sum(macs.values()), 3)
 
 
-def _fewest_in_float(quantize, out: Path, search: Reference, order: list[str]) -> tuple[int | None, dict]:
+def _fewest_in_float(quantize, out: Path, search: Reference, order: list[str], gate_db: float
+                     ) -> tuple[int | None, dict]:
     """Bisection over the prefixes of ``order``: the fewest nodes in float that bring ``search``'s worst PSNR to
     the gate plus the margin (None if only all-float does), and the PSNR of each try. It assumes that keeping
     more of the order in float does not lower the PSNR, as measured on the six shipped styles."""
-    target = GATE_DB["int8"] + SEARCH_MARGIN_DB
+    target = gate_db + SEARCH_MARGIN_DB
     lo, hi, tries = 0, len(order), {}
     while hi - lo > 1:
         k = (lo + hi) // 2
@@ -296,7 +315,7 @@ def _fewest_in_float(quantize, out: Path, search: Reference, order: list[str]) -
 
 
 def _int8_mixed(quantize, out: Path, search: Reference, gate: Reference, macs: dict[str, int],
-                everywhere: dict) -> dict:
+                everywhere: dict, gate_db: float) -> dict:
     """Keep some nodes in float, in one of two orders: the most sensitive first (each node put in INT8 alone and
     judged on ``search``), or the decoder first (its activations span the widest range). Each order keeps the
     fewest nodes that pass on ``search``; the one with more INT8 MACs wins. The result, in ``out``, is then
@@ -309,7 +328,7 @@ def _int8_mixed(quantize, out: Path, search: Reference, gate: Reference, macs: d
     orders = {"most sensitive first": sorted(units, key=sensitivity.get), "decoder first": units[::-1]}
     candidates = {}
     for name, order in orders.items():
-        k, tries = _fewest_in_float(quantize, out, search, order)
+        k, tries = _fewest_in_float(quantize, out, search, order, gate_db)
         if k is not None:
             quantize(exclude=order[:k])
         share = _int8_share(int8_convs(out), macs) if k is not None else None
@@ -341,7 +360,7 @@ def check_gate(name: str, precision: str, accuracy: dict) -> None:
 def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: list[np.ndarray],
                   calib_photos: list[np.ndarray] | None = None, method: str = "percentile") -> dict:
     """Write the variant into ``out_dir`` and return its gate record; raise GateError if it misses the gate."""
-    out = Path(out_dir) / {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}[precision]
+    out = Path(out_dir) / VARIANT_FILES[precision]
     record: dict = {"file": out.name, "gate_psnr_db": GATE_DB[precision]}
     gate = Reference(bundle, eval_photos)
     if precision == "fp16":
@@ -352,17 +371,17 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
     else:
         if not calib_photos:
             raise ValueError("INT8 needs calibration photos (--calib FOLDER)")
-        quantize = functools.partial(make_int8, bundle, out, calib_photos, method,
-                                     calibration_cache=Path(out_dir) / ".calibration.json")
+        quantize = functools.partial(make_int8, bundle, out, calib_photos, method, precision=precision,
+                                     calibration_cache=Path(out_dir) / f".calibration.{precision}.json")
         quantize()
-        record.update(dtype="int8 Q/DQ, float16 elsewhere, float32 input and output",
-                      calibration={"method": method, "photos": len(calib_photos)},
-                      scheme="symmetric, per-channel weights, float bias, stem fed 2x - 1")
+        scheme = INT8_SCHEMES[precision]
+        record.update(dtype=scheme["dtype"], calibration={"method": method, "photos": len(calib_photos)},
+                      scheme=scheme["scheme"])
         record["accuracy"] = gate.compare(out)
         macs = conv_macs(bundle.model_file("fp32"))
-        if record["accuracy"]["psnr_db"] < GATE_DB["int8"]:
+        if record["accuracy"]["psnr_db"] < GATE_DB[precision]:
             search = Reference(bundle, calib_photos[:SEARCH_PHOTOS])
-            record.update(_int8_mixed(quantize, out, search, gate, macs, record["accuracy"]))
+            record.update(_int8_mixed(quantize, out, search, gate, macs, record["accuracy"], GATE_DB[precision]))
         record["int8_mac_share"] = _int8_share(int8_convs(out), macs)  # 1.0: INT8 everywhere passed
     try:
         check_gate(bundle.name, precision, record["accuracy"])

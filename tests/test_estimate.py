@@ -34,6 +34,8 @@ def test_graph_macs_match_the_manifest_and_predictions_order_sensibly():
     for device in estimate.JETSONS:
         assert rows[(device, "int8")] < rows[(device, "fp16")] < rows[(device, "fp32")]
     assert rows[("Jetson AGX Orin 64GB", "fp16")] < rows[("Jetson Orin Nano 8GB", "fp16")]
+    with pytest.raises(ValueError, match="predicts TensorRT on Jetsons.*int8-cpu"):
+        estimate.estimate(candy.model_file("fp32"), "candy", ["int8-cpu"], [(480, 640)])
 
 
 def test_mixed_int8_runs_its_float_convolutions_in_fp16():

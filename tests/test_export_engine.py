@@ -51,7 +51,7 @@ def test_fp16_variant_passes_the_gate_and_runs(variants_bundle, eval_photos):
     assert acc["psnr_db"] >= 45 and acc["ssim"] > 0.99
     extreme_inputs_finite(b, b.model_file("fp16"))  # black, white, noise, 4K
     fp16 = Stylizer(variants_bundle, backend="onnxruntime", variant="fp16").stylize(eval_photos[0])
-    fp32 = Stylizer(variants_bundle, backend="onnxruntime").stylize(eval_photos[0])
+    fp32 = Stylizer(variants_bundle, backend="onnxruntime", variant="fp32").stylize(eval_photos[0])
     assert np.abs(fp16.astype(int) - fp32).mean() < 1.0
 
 
@@ -128,6 +128,44 @@ def test_int8_everywhere_is_kept_when_it_passes(eval_photos, tmp_path):
     assert record["int8_mac_share"] == 1.0 and len(int8_convs(tmp_path / "model.int8.onnx")) == 29
 
 
+def cpu_graph_ops(path):
+    """The op types ONNX Runtime's CPU provider runs for a model, after its (portable) graph fusions."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(path.with_suffix(".optimized.onnx"))
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return collections.Counter(n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node)
+
+
+def test_int8_cpu_runs_as_integer_convolutions_on_the_cpu(eval_photos, tmp_path):
+    from stylecam.styles import resolve
+
+    candy = resolve("candy")
+    calib = images(shared("content"), 4, 256, "imagenet_*")
+    record = build_variant(candy, "int8-cpu", tmp_path, eval_photos[:2], calib)
+    assert record["status"] == "passed" and record["accuracy"]["psnr_db"] >= GATE_DB["int8-cpu"]
+    assert record["file"] == "model.int8-cpu.onnx" and record["int8_mac_share"] == 1.0
+    ops = cpu_graph_ops(tmp_path / "model.int8-cpu.onnx")
+    # every convolution and residual Add fused into integer kernels: one Q at the input, one DQ at the output
+    assert ops["QLinearConv"] == 29 and ops["QLinearAdd"] == 5 and ops["QuantizeLinear"] == 1, ops
+    assert ops["Conv"] == 0 and ops["Cast"] == 0, ops
+    tensorrt_ops = cpu_graph_ops(candy.model_file("int8"))  # TensorRT's form: FP16 float part, nothing fused
+    assert tensorrt_ops["QLinearConv"] == 0 and tensorrt_ops["Conv"] == 29
+
+
+def test_int8_cpu_is_not_a_tensorrt_engine():
+    from stylecam.styles import resolve
+
+    engine = pytest.importorskip("stylecam.export.engine")
+    with pytest.raises(engine.EngineError, match="int8-cpu is ONNX Runtime's CPU variant"):
+        engine.build_engine(resolve("candy"), "int8-cpu")
+
+
 def test_gate_rejects_a_damaged_int8_model(variants_bundle, eval_photos, tmp_path):
     import onnx
     from onnx import numpy_helper
@@ -154,8 +192,9 @@ def test_shipped_styles_carry_their_measured_variants():
     for name in bundled_styles():
         v = load_bundle(STYLES_DIR / name).manifest["variants"]
         assert v["fp16"]["status"] == "passed" and v["fp16"]["accuracy"]["psnr_db"] >= 45, name
-        assert v["int8"]["status"] == "passed" and v["int8"]["accuracy"]["psnr_db"] >= 30, name
-        assert load_bundle(STYLES_DIR / name).model_file("int8").is_file()
+        for precision in ("int8", "int8-cpu"):
+            assert v[precision]["status"] == "passed" and v[precision]["accuracy"]["psnr_db"] >= 30, name
+            assert load_bundle(STYLES_DIR / name).model_file(precision).is_file()
 
 
 # -- TensorRT-RTX engines: real builds, ahead of time, no GPU needed -------------------------------------------

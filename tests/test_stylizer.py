@@ -69,7 +69,8 @@ def test_set_style_switches(stylizer, photo):
 def test_torch_backend_matches_onnxruntime_on_a_real_photo(stylizer, photo):
     pytest.importorskip("torch")
     ref = Stylizer("candy", backend="torch", device="cpu")
-    diff = np.abs(ref.stylize(photo).astype(int) - stylizer.stylize(photo))
+    onnx_fp32 = Stylizer("candy", backend="onnxruntime", variant="fp32", threads=2)
+    diff = np.abs(ref.stylize(photo).astype(int) - onnx_fp32.stylize(photo))
     assert diff.max() <= 1  # ONNX vs torch: at most one rounding step per channel
 
 
@@ -91,11 +92,17 @@ def test_auto_variant_is_the_backends_best_that_the_bundle_has(candy_copy, photo
 
     candy = load_bundle(candy_copy)
     assert backends.choose_variant(TensorRTBackend, candy) == "fp16"  # what a Jetson should get
-    assert backends.choose_variant(OnnxRuntimeBackend, candy) == "fp32"  # FP16/INT8 are slower on a CPU
+    assert backends.choose_variant(OnnxRuntimeBackend(), candy) == "int8-cpu"  # the CPU provider's integer kernels
     assert backends.choose_variant(TensorRTBackend, candy, "int8") == "int8"  # asked for: kept
+    s = Stylizer(candy_copy, backend="onnxruntime", threads=1)
+    assert s.info()["variant"] == "int8-cpu"
+    int8_cpu = s.stylize(photo)
     manifest = json.loads((candy_copy / "manifest.json").read_text())
-    del manifest["files"]["model.fp16.onnx"]  # e.g. a bundle exported without --precision fp16
+    for f in ("model.fp16.onnx", "model.int8-cpu.onnx"):  # e.g. a bundle exported with FP32 only
+        del manifest["files"][f]
     (candy_copy / "manifest.json").write_text(json.dumps(manifest))
     assert backends.choose_variant(TensorRTBackend, load_bundle(candy_copy)) == "fp32"
     s = Stylizer(candy_copy, backend="onnxruntime", threads=1)
-    assert s.info()["variant"] == "fp32" and s.stylize(photo).shape == photo.shape
+    assert s.info()["variant"] == "fp32"
+    fp32 = s.stylize(photo)
+    assert fp32.shape == photo.shape and np.abs(int8_cpu.astype(int) - fp32).mean() < 4  # the gate's 30 dB

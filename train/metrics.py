@@ -74,7 +74,8 @@ class Evaluator:
         (a ``stylecam.peer.Peer``: another project's network judged by the same numbers)."""
         style_rgb = read_rgb(style_image, max_side=style_size)
         loss = PerceptualLoss(self.vgg, to_batch([style_rgb]), self.w)  # the training terms, same targets
-        stylizer = model if hasattr(model, "stylize") else Stylizer(model, backend="onnxruntime", strength=strength)
+        stylizer = model if hasattr(model, "stylize") else Stylizer(model, backend="onnxruntime", variant="fp32",
+                                                                       strength=strength)
         content, style, edge, pooled, outputs = [], [], [], [], []
         for photo in self.photos:
             out = stylizer.stylize(photo)

@@ -5,7 +5,8 @@ Layout (DESIGN.md)::
     NAME/
       manifest.json        format version, model card, and {file: {sha256, bytes}} for every file below
       weights.safetensors  generator weights (for fine-tuning; never pickled)
-      model.onnx           FP32 network, dynamic H/W; variants: model.fp16.onnx, model.int8.onnx
+      model.onnx           FP32 network, dynamic H/W; variants: model.fp16.onnx, model.int8.onnx (TensorRT),
+                           model.int8-cpu.onnx (ONNX Runtime's CPU provider)
       style.jpg            thumbnail of the style image
 
 The manifest is the single source of truth: the runtime reads the input contract (stride, range, channel
@@ -22,7 +23,9 @@ from pathlib import Path
 FORMAT = "stylecam-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx",
+                 "int8-cpu": "model.int8-cpu.onnx"}
+VARIANTS = list(VARIANT_FILES)
 
 
 class BundleError(RuntimeError):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .bundle import VARIANTS
 
 
 def _needs_train_extra(what: str):
@@ -130,8 +131,9 @@ def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoothing", type=float, help="video: blend with the flow-warped previous output, 0..<1")
     p.add_argument("--profile", help="profile file (default: $STYLECAM_PROFILE or ~/.config/stylecam/profile.json)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
-    p.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"],
-                   help="auto: FP16 on TensorRT, FP32 on ONNX Runtime and torch, where the bundle has it")
+    p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS],
+                   help="auto: FP16 on TensorRT, INT8-CPU on ONNX Runtime's CPU provider, else FP32, where the "
+                        "bundle has it")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
     p.add_argument("--max-frames", type=int)
 
@@ -187,9 +189,9 @@ def cmd_export(args) -> None:
     from stylecam.export.onnx_export import export_bundle
 
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
-    unknown = set(precisions) - {"fp32", "fp16", "int8"}
+    unknown = set(precisions) - set(VARIANTS)
     if unknown:
-        raise ValueError(f"unknown precision {sorted(unknown)}; use fp32, fp16, int8")
+        raise ValueError(f"unknown precision {sorted(unknown)}; use {', '.join(VARIANTS)}")
     manifest = export_bundle(args.bundle, args.check_image, ["fp32", *precisions], args.calib, args.calib_count,
                              args.calib_method, args.eval, args.eval_count)
     print(f"fp32: parity with torch {manifest['export']['parity']['max_abs_error_vs_torch']:.2e} (model.onnx)")
@@ -334,7 +336,7 @@ def _eval_models(args) -> list[tuple[str, object]]:
         raise ValueError("nothing to evaluate: name bundled styles or bundle folders, and/or --peer MODEL.onnx:CONTRACT")
     models: dict[str, object] = {}
     for spec in args.bundles:
-        stylizer = Stylizer(spec, backend="onnxruntime", threads=args.threads)
+        stylizer = Stylizer(spec, backend="onnxruntime", variant=args.variant, threads=args.threads)
         models[_label(stylizer.bundle, spec, models)] = stylizer
     for spec in args.peer:
         peer = Peer.from_spec(spec, args.threads)
@@ -496,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(--sm for tensorrt_rtx's ahead-of-time target); report: render the results database")
     bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
     bench.add_argument("--backends", default="onnxruntime")
-    bench.add_argument("--precisions", help="comma list of fp32, fp16, int8 (default fp32; estimate: all three)")
+    bench.add_argument("--precisions", help="comma list of fp32, fp16, int8, int8-cpu (default fp32; estimate: "
+                                            "fp32, fp16, int8)")
     bench.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280; kernels: 1080x1920)")
     bench.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
                        help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc; ,out255 "
@@ -529,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--frames", type=int, default=60, help="with --video: frames per clip")
     ev.add_argument("--smoothing", type=float, default=0.0, help="with --video: also measure runtime smoothing")
     ev.add_argument("--strip", help="with --video: PNG of consecutive frames and a flicker heat map per style")
+    ev.add_argument("--variant", default="fp32", choices=VARIANTS,
+                    help="which of each bundle's networks to judge (default fp32, the reference; int8-cpu is what "
+                         "ONNX Runtime on a CPU runs by default)")
     ev.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
     ev.add_argument("--write-manifest", action="store_true", help="store the metrics in each bundle's manifest")
     ev.set_defaults(func=cmd_eval)
@@ -536,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write model.onnx for a bundle (needs stylecam[train])")
     export.add_argument("bundle")
     export.add_argument("--check-image", help="photo for the torch/ONNX parity check (default: style.jpg)")
-    export.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, int8")
+    export.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, int8 (TensorRT), int8-cpu "
+                                                            "(ONNX Runtime on CPUs)")
     export.add_argument("--calib", help="INT8 calibration photos (default: shared/data/content imagenet_*)")
     export.add_argument("--calib-count", type=int, default=32)
     export.add_argument("--calib-method", default="percentile", choices=["percentile", "entropy", "minmax"])

@@ -27,7 +27,8 @@ class Stylizer:
     >>> s.smoothing = 0.5                      # video: blend with the flow-warped previous output
 
     ``backend``: "auto" (TensorRT, else ONNX Runtime), "onnxruntime", "torch" or "tensorrt";
-    ``variant``: "auto" (the backend's best: FP16 on TensorRT, FP32 on the CPU), "fp32", "fp16" or "int8";
+    ``variant``: "auto" (the backend's best: FP16 on TensorRT, INT8-CPU on ONNX Runtime's CPU provider, FP32 on
+    torch), "fp32", "fp16", "int8" (TensorRT's) or "int8-cpu";
     ``threads``: CPU threads for ONNX Runtime.
     ``smoothing`` > 0 treats consecutive ``stylize`` calls as frames of one video (``reset_video()`` between
     clips); a ``stylecam.TemporalSmoother`` instead of a number sets its flow resolution and tolerance too

@@ -18,11 +18,18 @@ def unavailable_reason() -> str | None:
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
-    preferred_variant = "fp32"  # on the CPU, FP16 and INT8 Q/DQ run slower (benchmarks/results)
 
     def __init__(self, threads: int | None = None):
         self.threads = threads
         self.session = None
+
+    @property
+    def preferred_variant(self) -> str:
+        """INT8-CPU on the CPU provider (its integer convolutions are the fastest there; FP16 and TensorRT's INT8
+        run slower than FP32: benchmarks/results), FP32 where CUDA is present."""
+        import onnxruntime as ort
+
+        return "fp32" if "CUDAExecutionProvider" in ort.get_available_providers() else "int8-cpu"
 
     def load(self, bundle: Bundle, variant: str = "fp32", device: str = "auto") -> None:
         import onnxruntime as ort
