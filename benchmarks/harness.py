@@ -78,7 +78,8 @@ def load_style(style: str, backend: str, precision: str, threads: int | None = N
     quality = {} if smoothing else {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference")
                                     if k in metrics}  # smoothing changes the frames: those metrics do not apply
     common = {"model": label, "smoothing": smoothing, "arch": arch.get("name"), "params": arch.get("params"),
-              "macs_480x640": arch.get("macs", {}).get("480x640"), "precision": precision,
+              "macs_480x640": arch.get("macs", {}).get("480x640"),
+              "precision": stylizer.info()["variant"],  # what "auto" chose
               "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False, "quality": quality}
     return common, stylizer
 

@@ -251,7 +251,7 @@ def cmd_bench(args) -> None:
     timing = {"warmup_s": args.warmup, "iters": args.iters}
     cases = [harness.load_style(style, backend, precision, args.threads, smoothing)
              for style in args.models.split(",") for backend in args.backends.split(",")
-             for precision in (args.precisions or "fp32").split(",")
+             for precision in (args.precisions or "auto").split(",")
              for smoothing in (float(v) for v in args.smoothing.split(","))]
     cases += [harness.load_peer(spec, args.threads) for spec in args.peer]
     rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
@@ -498,8 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(--sm for tensorrt_rtx's ahead-of-time target); report: render the results database")
     bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
     bench.add_argument("--backends", default="onnxruntime")
-    bench.add_argument("--precisions", help="comma list of fp32, fp16, int8, int8-cpu (default fp32; estimate: "
-                                            "fp32, fp16, int8)")
+    bench.add_argument("--precisions", help="comma list of auto, fp32, fp16, int8, int8-cpu (default auto: what "
+                                            "each backend runs by default; estimate: fp32, fp16, int8)")
     bench.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280; kernels: 1080x1920)")
     bench.add_argument("--peer", action="append", default=[], metavar="MODEL.onnx:CONTRACT",
                        help="a peer network and its input contract: rgb01, rgb255, bgr255, rgb-11 (,nhwc; ,out255 "
