@@ -9,7 +9,9 @@ symmetric levels rather than 128. Whatever is not INT8 runs in FP16 (a float par
 mixed model slower than plain FP16 on a GPU). INT8-CPU is the same quantizer in the form ONNX Runtime's CPU
 provider runs fast: unsigned asymmetric activations (the frame's [0, 1] gets all 256 levels without the signed
 stem), int32 biases and an FP32 float part, which it fuses into integer ``QLinearConv`` nodes (the FP16 float part
-of INT8 it cannot fuse, and runs 5–7× slower than FP32). TensorRT does not take its zero points.
+of INT8 it cannot fuse, and runs 5–7× slower than FP32). TensorRT does not take its zero points. Since it exists
+only to be faster, it also has to beat FP32 on the exporting CPU by ``MIN_CPU_SPEEDUP`` (small networks and mixed
+ones with many float islands may not), or it is not written.
 If INT8 everywhere misses the gate, some nodes stay in float, in one
 of two orders: the most sensitive first (each node put in INT8 alone, the rest float, and judged on calibration
 photos), or the decoder first (its residual stream spans ±220 in candy, against ±1 at the input). Bisection finds
@@ -43,6 +45,7 @@ INT8_SCHEMES = {  # how each INT8 variant is quantized, and the line its manifes
                  "dtype": "uint8/int8 Q/DQ, float32 elsewhere, float32 input and output"},
 }
 CALIBRATION_METHODS = ("percentile", "entropy", "minmax")
+MIN_CPU_SPEEDUP = 1.1  # INT8-CPU against FP32 on the exporting CPU, or it is not worth its accuracy loss
 
 
 class GateError(RuntimeError):
@@ -350,6 +353,33 @@ def _int8_mixed(quantize, out: Path, search: Reference, gate: Reference, macs: d
                            for u in orders["most sensitive first"]}}}
 
 
+def cpu_speedup(bundle: Bundle, variant_path: Path, size: tuple[int, int] = (480, 640), rounds: int = 6,
+                calls: int = 3) -> float:
+    """FP32's time over the variant's for one frame on this CPU. The two take turns, and each keeps its fastest
+    call: a busy or drifting machine slows single calls, not the best of many."""
+    import time
+
+    sessions = [_session(bundle.model_file("fp32")), _session(variant_path)]
+    x = to_tensor(np.zeros((*size, 3), np.uint8), bundle.stride, bundle.margin)
+    best = [float("inf")] * 2
+    for s in sessions:
+        s.run(None, {s.get_inputs()[0].name: x})  # warm-up
+    for _ in range(rounds):
+        for i, s in enumerate(sessions):
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                s.run(None, {s.get_inputs()[0].name: x})
+                best[i] = min(best[i], time.perf_counter() - t0)
+    return round(best[0] / best[1], 2)
+
+
+def check_speed(name: str, speedup: float) -> None:
+    """Raise GateError when INT8-CPU is not ``MIN_CPU_SPEEDUP`` times as fast as FP32."""
+    if not speedup >= MIN_CPU_SPEEDUP:
+        raise GateError(f"{name} int8-cpu: {speedup}× FP32's speed on this CPU, below the {MIN_CPU_SPEEDUP}× it "
+                        "must gain for its accuracy loss; not written (FP32 stays the CPU's choice)")
+
+
 def check_gate(name: str, precision: str, accuracy: dict) -> None:
     """Raise GateError when a variant's worst-photo PSNR against FP32 is under its precision's gate."""
     if not accuracy["psnr_db"] >= GATE_DB[precision]:
@@ -385,9 +415,13 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
         record["int8_mac_share"] = _int8_share(int8_convs(out), macs)  # 1.0: INT8 everywhere passed
     try:
         check_gate(bundle.name, precision, record["accuracy"])
+        if precision == "int8-cpu":
+            record["cpu_speedup_vs_fp32"] = cpu_speedup(bundle, out)
+            check_speed(bundle.name, record["cpu_speedup_vs_fp32"])
     except GateError as e:
         out.unlink(missing_ok=True)
-        e.record = {**record, "status": "rejected by the accuracy gate"}
+        slow = record.get("cpu_speedup_vs_fp32", MIN_CPU_SPEEDUP) < MIN_CPU_SPEEDUP
+        e.record = {**record, "status": f"rejected by the {'speed check' if slow else 'accuracy gate'}"}
         raise
     record["status"] = "passed"
     return record

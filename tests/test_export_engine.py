@@ -146,16 +146,37 @@ def test_int8_cpu_runs_as_integer_convolutions_on_the_cpu(eval_photos, tmp_path)
     from stylecam.styles import resolve
 
     candy = resolve("candy")
-    calib = images(shared("content"), 4, 256, "imagenet_*")
-    record = build_variant(candy, "int8-cpu", tmp_path, eval_photos[:2], calib)
-    assert record["status"] == "passed" and record["accuracy"]["psnr_db"] >= GATE_DB["int8-cpu"]
-    assert record["file"] == "model.int8-cpu.onnx" and record["int8_mac_share"] == 1.0
-    ops = cpu_graph_ops(tmp_path / "model.int8-cpu.onnx")
+    out = tmp_path / "model.int8-cpu.onnx"
+    make_int8(candy, out, images(shared("content"), 4, 256, "imagenet_*"), precision="int8-cpu")
+    assert compare(candy, out, eval_photos[:2])["psnr_db"] >= GATE_DB["int8-cpu"]
+    ops = cpu_graph_ops(out)
     # every convolution and residual Add fused into integer kernels: one Q at the input, one DQ at the output
     assert ops["QLinearConv"] == 29 and ops["QLinearAdd"] == 5 and ops["QuantizeLinear"] == 1, ops
     assert ops["Conv"] == 0 and ops["Cast"] == 0, ops
     tensorrt_ops = cpu_graph_ops(candy.model_file("int8"))  # TensorRT's form: FP16 float part, nothing fused
     assert tensorrt_ops["QLinearConv"] == 0 and tensorrt_ops["Conv"] == 29
+
+
+def test_int8_cpu_is_written_only_when_it_beats_fp32_here(eval_photos, tmp_path):
+    from stylecam.export.precision import MIN_CPU_SPEEDUP, check_speed, cpu_speedup
+    from stylecam.styles import resolve
+
+    candy = resolve("candy")
+    # the direction of the ratio: TensorRT's INT8 form runs 5–7× slower than FP32 on ONNX Runtime's CPU provider
+    assert cpu_speedup(candy, candy.model_file("int8"), size=(96, 128)) < 0.6
+    assert 0.7 < cpu_speedup(candy, candy.model_file("fp32"), size=(96, 128)) < 1.4  # itself: even
+    with pytest.raises(GateError, match="1.05× FP32's speed on this CPU, below the 1.1×"):
+        check_speed("candy", 1.05)
+    check_speed("candy", 1.6)
+    calib = images(shared("content"), 4, 256, "imagenet_*")
+    try:  # this CPU decides; either way the record, the file and the threshold agree
+        record = build_variant(candy, "int8-cpu", tmp_path, eval_photos[:2], calib)
+        assert record["cpu_speedup_vs_fp32"] >= MIN_CPU_SPEEDUP and (tmp_path / record["file"]).is_file()
+        assert record["status"] == "passed" and record["int8_mac_share"] == 1.0
+    except GateError as e:
+        assert e.record["cpu_speedup_vs_fp32"] < MIN_CPU_SPEEDUP and "FP32 stays" in str(e)
+        assert e.record["status"] == "rejected by the speed check"
+        assert not (tmp_path / "model.int8-cpu.onnx").exists()
 
 
 def test_int8_cpu_is_not_a_tensorrt_engine():
@@ -192,9 +213,14 @@ def test_shipped_styles_carry_their_measured_variants():
     for name in bundled_styles():
         v = load_bundle(STYLES_DIR / name).manifest["variants"]
         assert v["fp16"]["status"] == "passed" and v["fp16"]["accuracy"]["psnr_db"] >= 45, name
-        for precision in ("int8", "int8-cpu"):
-            assert v[precision]["status"] == "passed" and v[precision]["accuracy"]["psnr_db"] >= 30, name
-            assert load_bundle(STYLES_DIR / name).model_file(precision).is_file()
+        assert v["int8"]["status"] == "passed" and v["int8"]["accuracy"]["psnr_db"] >= 30, name
+        assert load_bundle(STYLES_DIR / name).model_file("int8").is_file()
+        cpu = v["int8-cpu"]  # written only where it passed both gates on the exporting CPU
+        assert (cpu["status"] == "passed") == ("int8-cpu" in load_bundle(STYLES_DIR / name).variants), name
+        if cpu["status"] == "passed":
+            assert cpu["accuracy"]["psnr_db"] >= 30 and cpu["cpu_speedup_vs_fp32"] >= 1.1, name
+        else:
+            assert "message" in cpu and not (STYLES_DIR / name / "model.int8-cpu.onnx").exists(), name
 
 
 # -- TensorRT-RTX engines: real builds, ahead of time, no GPU needed -------------------------------------------
