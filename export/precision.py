@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -357,8 +358,6 @@ def cpu_speedup(bundle: Bundle, variant_path: Path, size: tuple[int, int] = (480
                 calls: int = 3) -> float:
     """FP32's time over the variant's for one frame on this CPU. The two take turns, and each keeps its fastest
     call: a busy or drifting machine slows single calls, not the best of many."""
-    import time
-
     sessions = [_session(bundle.model_file("fp32")), _session(variant_path)]
     x = to_tensor(np.zeros((*size, 3), np.uint8), bundle.stride, bundle.margin)
     best = [float("inf")] * 2
