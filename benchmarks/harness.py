@@ -72,6 +72,7 @@ def load_style(style: str, backend: str, precision: str, threads: int | None = N
     t0 = time.perf_counter()
     stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing)
     load_s = time.perf_counter() - t0
+    info = stylizer.info()
     arch = stylizer.bundle.manifest.get("architecture", {})
     label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "")
     metrics = stylizer.bundle.manifest.get("metrics", {})
@@ -79,8 +80,8 @@ def load_style(style: str, backend: str, precision: str, threads: int | None = N
                                     if k in metrics}  # smoothing changes the frames: those metrics do not apply
     common = {"model": label, "smoothing": smoothing, "arch": arch.get("name"), "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"),
-              "precision": stylizer.info()["variant"],  # what "auto" chose
-              "backend": stylizer.info(), "load_s": round(load_s, 3), "peer": False, "quality": quality}
+              "precision": info["variant"],  # what "auto" chose
+              "backend": info, "load_s": round(load_s, 3), "peer": False, "quality": quality}
     return common, stylizer
 
 

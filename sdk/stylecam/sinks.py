@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
+from .sources import IMAGE_SUFFIXES
+
 log = logging.getLogger("stylecam")
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -60,8 +62,6 @@ class ImageFileSink:
     into the folder ``path``, under its source file's name (a frame of a video: ``frame_000042.png``)."""
 
     def __init__(self, path):
-        from .sources import IMAGE_SUFFIXES
-
         self.path = Path(path)
         self.single = self.path.suffix.lower() in IMAGE_SUFFIXES
         (self.path.parent if self.single else self.path).mkdir(parents=True, exist_ok=True)
@@ -82,8 +82,6 @@ class ImageFileSink:
 
 def file_sink(path, fps: float = 30.0):
     """A video file (by its suffix), an image file, or a folder of images (a path without a suffix)."""
-    from .sources import IMAGE_SUFFIXES
-
     suffix = Path(path).suffix.lower()
     if suffix in _FOURCC:
         return VideoFileSink(path, fps=fps)
