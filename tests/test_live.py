@@ -300,6 +300,19 @@ def test_missing_source_says_what_it_accepts():
         open_source("/no/such/clip.mp4")
 
 
+def test_a_video_that_does_not_decode_is_refused_at_open(tmp_path):
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(DEMO_CLIP.read_bytes()[:20000])  # OpenCV opens it, but no whole frame survives
+    with pytest.raises(SourceError, match="not one frame decodes"):
+        open_source(str(cut))
+    src = open_source(str(small_clip(tmp_path, frames=8)))  # the frame read to check it is not lost
+    count = 0
+    while src.read() is not None:
+        count += 1
+    assert count == 8
+    src.close()
+
+
 def test_live_records_a_folder_of_frames(tmp_path):
     out = tmp_path / "frames"
     r = subprocess.run([sys.executable, "-m", "stylecam.cli", "live", "--source", "demo", "--no-window", "--output",

@@ -38,6 +38,7 @@ class CaptureSource:
         self.spec, self.live, self.api, self.loop = spec, live, api, loop
         self.width, self.height, self.fps_wanted = width, height, fps
         self.cap: cv2.VideoCapture | None = None
+        self._first: np.ndarray | None = None  # a file's first frame, decoded at open to prove it decodes
 
     @property
     def name(self) -> str:
@@ -59,11 +60,20 @@ class CaptureSource:
                             (cv2.CAP_PROP_FPS, self.fps_wanted)):
             if value:
                 cap.set(prop, value)
+        if not self.live:
+            ok, self._first = cap.read()
+            if not ok:
+                cap.release()
+                raise SourceError(f"{self.spec}: opened, but not one frame decodes (a truncated or corrupt file, "
+                                  "or a codec this OpenCV build lacks; re-encode it, e.g. to H.264 MP4)")
         self.cap = cap
 
     def read(self) -> np.ndarray | None:
         if self.cap is None:
             return None
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
         ok, frame = self.cap.read()
         if not ok and self.loop and not self.live:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -84,6 +94,7 @@ class CaptureSource:
         if self.cap is not None:
             self.cap.release()
             self.cap = None
+        self._first = None
 
 
 class ImageFolderSource:
