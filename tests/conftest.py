@@ -55,5 +55,6 @@ def tiny(content, out, steps, **kw):
     """A training config that runs in seconds on a CPU: nano, 64 px crops, batch 2."""
     from stylecam.train.trainer import TrainConfig
 
-    return TrainConfig(style=str(shared("styles/wave.jpg")), content=str(content), out=str(out), arch="nano",
+    kw.setdefault("arch", None if kw.get("init") else "nano")  # a fine-tune keeps its bundle's network
+    return TrainConfig(style=str(shared("styles/wave.jpg")), content=str(content), out=str(out),
                        steps=steps, size=64, style_size=128, batch=2, checkpoint_every=2, **kw)

@@ -39,7 +39,7 @@ class TrainConfig:
     style: str
     content: str
     out: str
-    arch: str = "small"
+    arch: str | None = None  # None: "small", or the --init bundle's architecture
     steps: int = 2000
     size: int = 256
     style_size: int = 512
@@ -64,6 +64,13 @@ class TrainConfig:
     freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None = when fine-tuning (--init)
 
     def __post_init__(self):
+        if self.init:  # fine-tuning keeps the network it starts from, and the recipe records it
+            arch = resolve(self.init).manifest["architecture"]["name"]
+            if self.arch not in (None, arch):
+                raise ValueError(f"--arch {self.arch} does not match --init {self.init}, a {arch} network; "
+                                 "leave --arch out when fine-tuning")
+            self.arch = arch
+        self.arch = self.arch or "small"
         if self.freeze_bn is None:
             self.freeze_bn = bool(self.init)
 
