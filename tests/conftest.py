@@ -33,6 +33,22 @@ def candy_copy(tmp_path) -> Path:
     return dst
 
 
+def _bundled_files() -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(STYLES_DIR)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(STYLES_DIR.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bundled_styles_untouched():
+    """The bundled styles are the package: a test that writes into them (an export, an optimized graph) fails the
+    run, instead of leaving files for the next commit to ship."""
+    before = _bundled_files()
+    yield
+    after = _bundled_files()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests changed the bundled styles in {STYLES_DIR}: {changed}; write to tmp_path instead"
+
+
 @pytest.fixture(autouse=True)
 def private_profile(tmp_path, monkeypatch) -> Path:
     """Every test (and the CLI it starts) gets its own empty profile, never the developer's."""

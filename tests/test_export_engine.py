@@ -128,8 +128,9 @@ def test_int8_everywhere_is_kept_when_it_passes(eval_photos, tmp_path):
     assert record["int8_mac_share"] == 1.0 and len(int8_convs(tmp_path / "model.int8.onnx")) == 29
 
 
-def cpu_graph_ops(path):
-    """The op types ONNX Runtime's CPU provider runs for a model, after its (portable) graph fusions."""
+def cpu_graph_ops(path, scratch):
+    """The op types ONNX Runtime's CPU provider runs for a model, after its (portable) graph fusions; the
+    optimized graph goes to ``scratch``, never beside the model (a bundled style's folder is the package's)."""
     import collections
 
     import onnx
@@ -137,7 +138,7 @@ def cpu_graph_ops(path):
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    opts.optimized_model_filepath = str(path.with_suffix(".optimized.onnx"))
+    opts.optimized_model_filepath = str(scratch / f"{path.stem}.optimized.onnx")
     ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return collections.Counter(n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node)
 
@@ -149,11 +150,11 @@ def test_int8_cpu_runs_as_integer_convolutions_on_the_cpu(eval_photos, tmp_path)
     out = tmp_path / "model.int8-cpu.onnx"
     make_int8(candy, out, images(shared("content"), 4, 256, "imagenet_*"), precision="int8-cpu")
     assert compare(candy, out, eval_photos[:2])["psnr_db"] >= GATE_DB["int8-cpu"]
-    ops = cpu_graph_ops(out)
+    ops = cpu_graph_ops(out, tmp_path)
     # every convolution and residual Add fused into integer kernels: one Q at the input, one DQ at the output
     assert ops["QLinearConv"] == 29 and ops["QLinearAdd"] == 5 and ops["QuantizeLinear"] == 1, ops
     assert ops["Conv"] == 0 and ops["Cast"] == 0, ops
-    tensorrt_ops = cpu_graph_ops(candy.model_file("int8"))  # TensorRT's form: FP16 float part, nothing fused
+    tensorrt_ops = cpu_graph_ops(candy.model_file("int8"), tmp_path)  # TensorRT's form: FP16 float part, nothing fused
     assert tensorrt_ops["QLinearConv"] == 0 and tensorrt_ops["Conv"] == 29
 
 
