@@ -66,19 +66,20 @@ def run(cases: list[tuple[dict, object]], sizes, **timing) -> list[dict]:
 
 
 def load_style(style: str, backend: str, precision: str, threads: int | None = None,
-               smoothing: float = 0.0) -> tuple[dict, Stylizer]:
+               smoothing: float = 0.0, scale: float = 1.0) -> tuple[dict, Stylizer]:
     """A bundled style (or bundle folder) on one backend and precision, optionally with runtime smoothing (its
-    cost is the ``smooth`` stage), and what its results carry besides the timings."""
+    cost is the ``smooth`` stage) or at another network scale, and what its results carry besides the timings."""
     t0 = time.perf_counter()
-    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing)
+    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing, scale=scale)
     load_s = time.perf_counter() - t0
     info = stylizer.info()
     arch = stylizer.bundle.manifest.get("architecture", {})
-    label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "")
+    label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "") + (f" @{scale:g}x" if scale != 1 else "")
     metrics = stylizer.bundle.manifest.get("metrics", {})
-    quality = {} if smoothing else {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference")
-                                    if k in metrics}  # smoothing changes the frames: those metrics do not apply
-    common = {"model": label, "smoothing": smoothing, "arch": arch.get("name"), "params": arch.get("params"),
+    changed = smoothing or scale != 1  # other frames than the metrics were measured on: they do not apply
+    quality = {} if changed else {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference")
+                                  if k in metrics}
+    common = {"model": label, "smoothing": smoothing, "scale": scale, "arch": arch.get("name"), "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"),
               "precision": info["variant"],  # what "auto" chose
               "backend": info, "load_s": round(load_s, 3), "peer": False, "quality": quality}
@@ -98,9 +99,9 @@ def load_peer(spec: str, threads: int | None = None) -> tuple[dict, Peer]:
 
 
 def bench_style(style: str, backend: str, precision: str, sizes, threads: int | None = None,
-                smoothing: float = 0.0, **timing) -> list[dict]:
+                smoothing: float = 0.0, scale: float = 1.0, **timing) -> list[dict]:
     """One result per size for one style alone."""
-    return run([load_style(style, backend, precision, threads, smoothing)], sizes, **timing)
+    return run([load_style(style, backend, precision, threads, smoothing, scale)], sizes, **timing)
 
 
 def bench_peer(spec: str, sizes, threads: int | None = None, **timing) -> list[dict]:

@@ -79,6 +79,15 @@ def test_smoothing_cost_is_its_own_stage():
     assert smooth["model"] == "candy +smooth 0.5" and smooth["smoothing"] == 0.5
 
 
+def test_a_smaller_network_scale_is_timed_as_its_own_case():
+    rows = harness.run([harness.load_style("candy", "onnxruntime", "fp32", 2, scale=s) for s in (1.0, 0.5)],
+                       [(128, 192)], warmup_s=0, iters=3)
+    full, half = rows
+    assert half["model"] == "candy @0.5x" and half["scale"] == 0.5 and full["scale"] == 1.0
+    assert full["quality"] and not half["quality"]  # the manifest's metrics were measured at full scale
+    assert half["size"] == full["size"] == [128, 192]  # the frame size; the network ran at 64×96
+
+
 def test_peer_output_is_a_frame_of_the_input_size():
     peer = Peer(str(STYLES_DIR / "candy" / "model.onnx"), PeerContract.parse("rgb01"), 2)
     out = peer.stylize(np.zeros((64, 96, 3), np.uint8))

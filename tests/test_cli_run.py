@@ -64,6 +64,14 @@ def test_run_stylizes_a_photo_and_a_folder_of_photos(tmp_path):
     assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a.jpg", "b.png"]  # same names
     assert "broken.jpg: not a readable image, skipped" in r.stderr
     assert abs(cv2.imread(str(tmp_path / "styled" / "b.png")).astype(int) - styled).max() <= 1  # the same frame
+    coarse = tmp_path / "coarse.png"
+    subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos / "b.png"), "--output", str(coarse),
+                    "--scale", "0.5", "--threads", "2"], capture_output=True, text=True, check=True)
+    coarse = cv2.imread(str(coarse))
+    assert coarse.shape == original.shape and abs(coarse.astype(int) - styled).mean() > 5  # bigger strokes
+    r = subprocess.run([*CLI, "run", "--input", str(photos / "b.png"), "--output", str(tmp_path / "x.png"),
+                        "--scale", "9"], capture_output=True, text=True)
+    assert r.returncode != 0 and "scale must be in" in r.stderr and not (tmp_path / "x.png").exists()
 
 
 def test_run_refuses_outputs_that_would_lose_something(tmp_path):

@@ -62,3 +62,17 @@ def test_eval_write_manifest_keeps_the_flicker_numbers(candy_copy):
     metrics = load_bundle(candy_copy, verify=False).manifest["metrics"]
     assert metrics["photos"] == 1 and metrics["size"] == 96  # the photo metrics are new
     assert metrics["flicker"] == {"vtest.avi": {"relative_warping_error": 2.0, "frames": 60}}
+
+
+def test_cli_eval_judges_each_network_scale_as_its_own_column(candy_copy):
+    shared("content")
+    cli = [sys.executable, "-m", "stylecam.cli", "eval", "--count", "2", "--size", "128"]
+    r = subprocess.run([*cli, "candy", "--scale", "1,0.5"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = {line[:16].strip(): line[16:].split() for line in r.stdout.splitlines()[1:]}  # label, then arch, metrics
+    full, half = rows["candy"], rows["candy @0.5x"]
+    assert full[0] == half[0] == "small" and full[1:] != half[1:]  # another picture, measured as such
+    before = (candy_copy / "manifest.json").read_text()
+    r = subprocess.run([*cli, str(candy_copy), "--scale", "0.5", "--write-manifest"], capture_output=True, text=True)
+    assert r.returncode != 0 and "drop --scale" in r.stderr
+    assert (candy_copy / "manifest.json").read_text() == before

@@ -129,6 +129,10 @@ def test_http_stream_and_controls_with_a_real_client(stylizer, tmp_path):
         assert status == 200 and b"/stream.mjpg" in page
         status, body = http_json(server.port, "/control?cmd=strength=0.5", "POST")
         assert status == 200 and body["strength"] == 0.5
+        status, body = http_json(server.port, "/control?cmd=bigger", "POST")
+        assert status == 200 and body["scale"] == 0.8 and b"bigger" in page
+        frames = read_mjpeg_frames(server.port, 2)
+        assert all(f.shape == (64, 192, 3) for f in frames)  # the frame keeps its size at another network scale
         status, body = http_json(server.port, "/control?cmd=bogus")
         assert status == 400 and "unknown command" in body["error"]
         status, body = http_json(server.port, "/status")
@@ -136,7 +140,7 @@ def test_http_stream_and_controls_with_a_real_client(stylizer, tmp_path):
     finally:
         pipeline.stop()
         runner.join(timeout=10)
-        stylizer.strength = 1.0
+        stylizer.strength, stylizer.scale = 1.0, 1.0
     assert not runner.is_alive() and pipeline.stats.frames >= 3
 
 

@@ -35,7 +35,8 @@ def test_mix_is_the_blend_of_both_styles(pair, photo):
 def test_missing_profile_is_the_default_look_and_roundtrips(private_profile):
     assert not private_profile.exists()
     assert Profile.load() == Profile()
-    p = Profile(style="wave", strength=0.7, mix="udnie", mix_amount=0.25, smoothing=0.4, favourites=["wave", "udnie"])
+    p = Profile(style="wave", strength=0.7, mix="udnie", mix_amount=0.25, smoothing=0.4, scale=0.5,
+                favourites=["wave", "udnie"])
     assert p.save() == private_profile
     assert Profile.load() == p
 
@@ -46,6 +47,7 @@ def test_missing_profile_is_the_default_look_and_roundtrips(private_profile):
     ('{"stlye": "wave"}', "unknown profile keys"),
     ('{"strength": 3}', "strength must be in"),
     ('{"smoothing": 1.5}', "smoothing must be in"),
+    ('{"scale": 0}', "scale must be in"),
     ('{"favourites": "wave"}', "favourites must be a list"),
 ])
 def test_broken_profile_is_refused_with_its_path(private_profile, text, message):
@@ -57,9 +59,10 @@ def test_broken_profile_is_refused_with_its_path(private_profile, text, message)
 
 
 def test_stylizer_from_profile_applies_it_and_overrides_win(tmp_path):
-    path = Profile(style="mosaic", strength=0.6, mix="candy", mix_amount=0.2, smoothing=0.5).save(tmp_path / "p.json")
+    path = Profile(style="mosaic", strength=0.6, mix="candy", mix_amount=0.2, smoothing=0.5,
+                   scale=0.75).save(tmp_path / "p.json")
     s = Stylizer.from_profile(path, threads=2)
-    assert (s.style, s.strength, s.mix, s.smoothing) == ("mosaic", 0.6, ("candy", 0.2), 0.5)
+    assert (s.style, s.strength, s.mix, s.smoothing, s.scale) == ("mosaic", 0.6, ("candy", 0.2), 0.5, 0.75)
     assert Stylizer.from_profile(path, strength=1.0, mix=None, threads=2).strength == 1.0
 
 
@@ -96,11 +99,18 @@ def test_controls_mix_smoothing_and_save(private_profile):
     controls.handle("smooth")
     assert stylizer.smoothing == 0.0
     controls.handle("strength=0.8")
+    assert controls.handle("bigger") == "scale 0.8" and controls.handle("finer") == "scale 1.0"
+    controls.handle("scale=0.5")
     controls.handle("save")
     saved = Profile.load()
-    assert (saved.style, saved.strength, saved.mix, saved.mix_amount) == ("candy", 0.8, "mosaic", 0.4)
+    assert (saved.style, saved.strength, saved.mix, saved.mix_amount, saved.scale) == ("candy", 0.8, "mosaic", 0.4, 0.5)
     with pytest.raises(ValueError, match="smoothing"):
         controls.handle("smoothing=2")
+    with pytest.raises(ValueError, match="scale must be in"):
+        controls.handle("scale=5")
+    for _ in range(20):  # the keys stop at the range's ends
+        controls.handle("finer")
+    assert stylizer.scale == 2.0
 
 
 def test_overlapping_style_switches_end_on_the_last_request(monkeypatch):

@@ -41,6 +41,30 @@ def test_strength_changes_at_runtime_and_is_checked(stylizer, photo):
         stylizer.strength = 1.5
 
 
+def test_scale_runs_the_network_smaller_and_blends_at_full_resolution(stylizer, photo):
+    h, w = photo.shape[:2]
+    full = stylizer.stylize(photo)
+    stylizer.scale = 0.5
+    try:
+        out = stylizer.stylize(photo)
+        half = stylizer.stylize(photo, strength=0.5)
+        one_px = stylizer.stylize(photo[:1, :1])
+    finally:
+        stylizer.scale = 1.0
+    assert out.shape == photo.shape and out.dtype == np.uint8 and out.flags.c_contiguous and one_px.shape == (1, 1, 3)
+    # the reference: area-downscale, stylize at the frame's own size, bilinear back up
+    small = cv2.resize(photo, (round(w / 2), round(h / 2)), interpolation=cv2.INTER_AREA)
+    ref = cv2.resize(stylizer.stylize(small), (w, h), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(out, ref)
+    assert np.abs(out.astype(int) - full).mean() > 10  # a different painting of the scene, not the same one resized
+    # strength blends with the full-resolution frame, so its detail survives the network's lower resolution
+    assert np.abs(half.astype(np.float32) - (out.astype(np.float32) + photo) / 2).max() <= 1.0
+    for bad in (0.0, 3.0, float("nan")):
+        with pytest.raises(ValueError, match="scale must be in"):
+            stylizer.scale = bad
+    assert stylizer.scale == 1.0 and stylizer.info()["scale"] == 1.0
+
+
 def test_gray_becomes_bgr_and_bgra_keeps_alpha(stylizer, photo):
     gray = photo[:, :, 1].copy()
     assert stylizer.stylize(gray).shape == photo.shape

@@ -42,7 +42,7 @@ def _look(args):
     from .profile import Profile
 
     profile = Profile.load(args.profile)
-    changes = {k: v for k in ("style", "strength", "mix", "mix_amount", "smoothing")
+    changes = {k: v for k in ("style", "strength", "mix", "mix_amount", "smoothing", "scale")
                if (v := getattr(args, k)) is not None}
     if args.mix and args.mix_amount is None and not profile.mix_amount:
         changes["mix_amount"] = 0.5
@@ -129,6 +129,8 @@ def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mix", metavar="STYLE", help="blend a second style in (runs both networks)")
     p.add_argument("--mix-amount", type=float, help="share of --mix in the output, 0..1 (default 0.5)")
     p.add_argument("--smoothing", type=float, help="video: blend with the flow-warped previous output, 0..<1")
+    p.add_argument("--scale", type=float, help="the network's resolution relative to the frame, 0.1..2 (0.5: strokes "
+                   "twice as large, about 4x less compute; default: the profile's, else 1)")
     p.add_argument("--profile", help="profile file (default: $STYLECAM_PROFILE or ~/.config/stylecam/profile.json)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
     p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS],
@@ -139,7 +141,7 @@ def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
 
 
 def _profile_value(key: str, text: str):
-    if key in ("strength", "mix_amount", "smoothing"):
+    if key in ("strength", "mix_amount", "smoothing", "scale"):
         try:
             return float(text)
         except ValueError:
@@ -251,10 +253,11 @@ def cmd_bench(args) -> None:
         return bench_engines(args)
     sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
-    cases = [harness.load_style(style, backend, precision, args.threads, smoothing)
+    cases = [harness.load_style(style, backend, precision, args.threads, smoothing, scale)
              for style in args.models.split(",") for backend in args.backends.split(",")
              for precision in (args.precisions or "auto").split(",")
-             for smoothing in (float(v) for v in args.smoothing.split(","))]
+             for smoothing in (float(v) for v in args.smoothing.split(","))
+             for scale in (float(v) for v in args.scale.split(","))]
     cases += [harness.load_peer(spec, args.threads) for spec in args.peer]
     rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
     device = results.device_block()
@@ -330,16 +333,24 @@ def _label(bundle, spec: str, taken) -> str:
 
 
 def _eval_models(args) -> list[tuple[str, object]]:
-    """(label, model) for each bundle, then each ``--peer`` (labelled "NAME (peer)"), in the order given."""
+    """(label, model) for each bundle at each ``--scale`` (labelled "NAME @0.5x" below 1 or above), then each
+    ``--peer`` (labelled "NAME (peer)"), in the order given."""
+    from .frames import check_scale
     from .peer import Peer
     from .stylizer import Stylizer
 
     if not args.bundles and not args.peer:
         raise ValueError("nothing to evaluate: name bundled styles or bundle folders, and/or --peer MODEL.onnx:CONTRACT")
+    scales = [check_scale(float(v)) for v in args.scale.split(",")]
+    if args.write_manifest and scales != [1.0]:
+        raise ValueError("--write-manifest stores the metrics of the network at full scale; drop --scale for it")
     models: dict[str, object] = {}
     for spec in args.bundles:
-        stylizer = Stylizer(spec, backend="onnxruntime", variant=args.variant, threads=args.threads)
-        models[_label(stylizer.bundle, spec, models)] = stylizer
+        label = None
+        for scale in scales:
+            stylizer = Stylizer(spec, backend="onnxruntime", variant=args.variant, threads=args.threads, scale=scale)
+            label = label or _label(stylizer.bundle, spec, models)
+            models[label if scale == 1 else f"{label} @{scale:g}x"] = stylizer
     for spec in args.peer:
         peer = Peer.from_spec(spec, args.threads)
         models[f"{peer.style} (peer)"] = peer
@@ -464,12 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylizer_options(live)
     live.set_defaults(func=cmd_live)
 
-    prof = sub.add_parser("profile", help="show or edit your saved look (style, strength, mix, smoothing, "
+    prof = sub.add_parser("profile", help="show or edit your saved look (style, strength, mix, smoothing, scale, "
                           "favourites), which run, live and Stylizer.from_profile() start from")
     prof.add_argument("action", nargs="?", default="show", choices=["show", "set", "reset"])
     prof.add_argument("settings", nargs="*", metavar="KEY=VALUE",
                       help="for set: style=wave strength=0.8 mix=udnie mix_amount=0.3 smoothing=0.5 "
-                      "favourites=wave,udnie,candy")
+                      "scale=0.5 favourites=wave,udnie,candy")
     prof.add_argument("--profile", help="profile file (default: $STYLECAM_PROFILE or ~/.config/stylecam/profile.json)")
     prof.set_defaults(func=cmd_profile)
 
@@ -508,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "where its output range differs)")
     bench.add_argument("--smoothing", default="0", help="comma list of runtime smoothing amounts to time "
                        "(e.g. 0,0.5: the cost of smoothing, side by side)")
+    bench.add_argument("--scale", default="1", help="comma list of network scales to time (e.g. 1,0.5: the network "
+                       "at half the frame's size, side by side with full size)")
     bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
     bench.add_argument("--iters", type=int, default=30)
     bench.add_argument("--threads", type=int)
@@ -538,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which of each bundle's networks to judge (default fp32, the reference; int8-cpu is what "
                          "ONNX Runtime on a CPU runs by default)")
     ev.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
+    ev.add_argument("--scale", default="1", help="comma list of network scales (Stylizer.scale), each judged as its "
+                    "own column, e.g. 1,0.5")
     ev.add_argument("--write-manifest", action="store_true", help="store the metrics in each bundle's manifest")
     ev.set_defaults(func=cmd_eval)
 

@@ -97,6 +97,33 @@ def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float, margin: int =
     return to_bgr8(crop_output(out, *bgr.shape[:2], margin), bgr, strength)
 
 
+def check_scale(scale: float) -> float:
+    s = float(scale)
+    if not 0.1 <= s <= 2.0:  # NaN fails too
+        raise ValueError(f"scale must be in [0.1, 2], the network's resolution relative to the frame (0.5: half the "
+                         f"width and height, strokes twice as large, about 4x less compute), got {scale}")
+    return s
+
+
+def scaled_size(h: int, w: int, scale: float) -> tuple[int, int] | None:
+    """The size the network sees for an h×w frame at ``scale``; None at 1 (the frame itself)."""
+    return None if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def resize(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """BGR8 to ``size`` (H, W): area averaging down (no aliasing), bilinear up."""
+    smaller = size[0] * size[1] < bgr.shape[0] * bgr.shape[1]
+    return cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
+
+
+def to_frame_size(stylized: np.ndarray, bgr: np.ndarray, strength: float) -> np.ndarray:
+    """A stylized BGR8 image made at another size → the frame's size (bilinear), blended with the full-resolution
+    frame by strength, so the original's detail is not lost with the network's resolution."""
+    h, w = bgr.shape[:2]
+    out = cv2.resize(stylized, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out if strength >= 1.0 else cv2.addWeighted(out, strength, bgr, 1.0 - strength, 0.0)
+
+
 def check_strength(strength: float) -> float:
     s = float(strength)
     if not 0.0 <= s <= 1.0:

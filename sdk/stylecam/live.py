@@ -87,7 +87,7 @@ class Controls:
         mix = self.stylizer.mix
         return {"style": self.stylizer.style, "loading": self.stylizer.loading, "strength": self.stylizer.strength,
                 "mix": mix[0] if mix else None, "mix_amount": mix[1] if mix else 0.0,
-                "smoothing": self.stylizer.smoothing, "original": self.show_original}
+                "smoothing": self.stylizer.smoothing, "scale": self.stylizer.scale, "original": self.show_original}
 
     def save_profile(self) -> Path:
         """Store the current look in the user's profile (favourites are kept)."""
@@ -96,7 +96,7 @@ class Controls:
         state = self.state()
         profile = Profile.load(self.profile).update(
             style=self.stylizer.loading or self.stylizer.style, strength=state["strength"], mix=state["mix"],
-            mix_amount=state["mix_amount"], smoothing=state["smoothing"])
+            mix_amount=state["mix_amount"], smoothing=state["smoothing"], scale=state["scale"])
         return profile.save(self.profile)
 
     def _cycle(self, delta: int) -> str:
@@ -129,6 +129,13 @@ class Controls:
         if name == "smooth":
             self.stylizer.smoothing = 0.0 if self.stylizer.smoothing else 0.5
             return f"smoothing {self.stylizer.smoothing}"
+        if name == "scale":
+            self.stylizer.scale = float(value)
+            return f"scale {self.stylizer.scale}"
+        if name in ("bigger", "finer"):  # strokes: the network's resolution down or up a step of 1.25×
+            s = self.stylizer.scale / 1.25 if name == "bigger" else self.stylizer.scale * 1.25
+            self.stylizer.scale = round(min(2.0, max(0.1, s)), 3)
+            return f"scale {self.stylizer.scale}"
         if name == "mix":
             mix = self.stylizer.mix
             self.stylizer.set_mix(value or None, mix[1] if mix else 0.5)
@@ -151,8 +158,8 @@ class Controls:
             self.quit_requested = True
             return "quit"
         raise ValueError(f"unknown command '{command}'; use next, prev, stronger, weaker, strength=X, "
-                         "style=NAME, mix=NAME, mix_amount=X, smoothing=X, smooth, save, original, screenshot "
-                         "or quit")
+                         "style=NAME, mix=NAME, mix_amount=X, smoothing=X, smooth, scale=X, bigger, finer, save, "
+                         "original, screenshot or quit")
 
     def take_screenshot(self, view: np.ndarray) -> Path | None:
         if not self._screenshot:

@@ -1,9 +1,10 @@
-"""A user's saved look: style, strength, a second style to mix in, video smoothing and favourite styles.
+"""A user's saved look: style, strength, a second style to mix in, video smoothing, stroke scale and favourite
+styles.
 
 One JSON file, read by the API (``Stylizer.from_profile()``) and the CLI (``run``/``live`` start from it; their
 flags override it; ``stylecam profile`` shows and edits it)::
 
-    {"style": "wave", "strength": 0.8, "mix": "udnie", "mix_amount": 0.3, "smoothing": 0.5,
+    {"style": "wave", "strength": 0.8, "mix": "udnie", "mix_amount": 0.3, "smoothing": 0.5, "scale": 0.5,
      "favourites": ["wave", "udnie", "candy"]}
 
 Location: ``$STYLECAM_PROFILE``, else ``$XDG_CONFIG_HOME/stylecam/profile.json`` (``~/.config/...``).
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .bundle import atomic_write_bytes
-from .frames import check_strength
+from .frames import check_scale, check_strength
 from .styles import DEFAULT_STYLE
 from .temporal import check_smoothing
 
@@ -40,12 +41,14 @@ class Profile:
     mix: str | None = None
     mix_amount: float = 0.0
     smoothing: float = 0.0
+    scale: float = 1.0
     favourites: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.strength = check_strength(self.strength)
         self.mix_amount = check_strength(self.mix_amount)
         self.smoothing = check_smoothing(self.smoothing)
+        self.scale = check_scale(self.scale)
         if not isinstance(self.style, str) or not self.style:
             raise ValueError(f"style must be a style name or bundle folder, got {self.style!r}")
         if not isinstance(self.favourites, list) or not all(isinstance(f, str) for f in self.favourites):
@@ -87,5 +90,5 @@ class Profile:
         return Profile(**{**asdict(self), **self.check_keys(changes)})
 
     def stylizer_options(self) -> dict:
-        return {"style": self.style, "strength": self.strength, "smoothing": self.smoothing,
+        return {"style": self.style, "strength": self.strength, "smoothing": self.smoothing, "scale": self.scale,
                 "mix": (self.mix, self.mix_amount) if self.mix and self.mix_amount else None}

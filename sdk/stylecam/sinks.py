@@ -121,12 +121,12 @@ class CallbackSink:
 # Keys in the window → control commands (stylecam.live.Controls.handle).
 KEYS = {ord("n"): "next", 83: "next", ord("p"): "prev", 81: "prev", ord("+"): "stronger", ord("="): "stronger",
         ord("-"): "weaker", ord("o"): "original", ord("s"): "screenshot", ord("q"): "quit", 27: "quit",
-        ord("f"): "fullscreen", ord("t"): "smooth", ord("k"): "save"}
+        ord("f"): "fullscreen", ord("t"): "smooth", ord("k"): "save", ord("["): "bigger", ord("]"): "finer"}
 
 
 class WindowSink:
-    """An OpenCV window; keys steer the controls (n/p style, +/- strength, t smoothing on/off, k keep the look
-    in the profile, o original, s screenshot, f fullscreen, q quit)."""
+    """An OpenCV window; keys steer the controls (n/p style, +/- strength, t smoothing on/off, [/] bigger/finer
+    strokes, k keep the look in the profile, o original, s screenshot, f fullscreen, q quit)."""
 
     def __init__(self, controls=None, fullscreen: bool = False, title: str = "stylecam"):
         self.controls, self.title, self.fullscreen = controls, title, fullscreen
@@ -162,7 +162,8 @@ button{font-size:1.1em;margin:.3em}</style></head><body>
 <img src="/stream.mjpg" alt="stylized stream"><div>
 <button onclick="c('prev')">&larr; style</button><button onclick="c('next')">style &rarr;</button>
 <button onclick="c('weaker')">strength &minus;</button><button onclick="c('stronger')">strength +</button>
-<button onclick="c('smooth')">smoothing</button><button onclick="c('original')">original</button>
+<button onclick="c('smooth')">smoothing</button><button onclick="c('bigger')">bigger strokes</button>
+<button onclick="c('finer')">finer strokes</button><button onclick="c('original')">original</button>
 <button onclick="c('screenshot')">screenshot</button><button onclick="c('save')">save look</button>
 </div><pre id="s"></pre><script>
 function c(cmd){fetch('/control?cmd='+cmd,{method:'POST'}).then(r=>r.json()).then(j=>s.textContent=JSON.stringify(j))}
