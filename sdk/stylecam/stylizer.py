@@ -34,8 +34,8 @@ class Stylizer:
     ``threads``: CPU threads for ONNX Runtime.
     ``scale`` (0.1–2): the network's resolution relative to the frame. Below 1 the frame is area-downscaled, stylized
     and upscaled back (strokes grow with 1/scale, compute falls with scale²), and the strength blend uses the
-    full-resolution frame; above 1, finer strokes at more compute. The styles were trained on 192–256 px crops,
-    so on large frames (1080p, 4K) 0.5 or less keeps strokes near the size the painting has at those crops.
+    full-resolution frame; above 1, finer strokes at more compute. The styles were trained on crops of photos about
+    500 px wide, so on 1080p or 4K frames their strokes look small; 0.5 or less brings back that look.
     ``smoothing`` > 0 treats consecutive ``stylize`` calls as frames of one video (``reset_video()`` between
     clips); a ``stylecam.TemporalSmoother`` instead of a number sets its flow resolution and tolerance too
     (``TemporalSmoother(0.5, scale=0.5)``: steadier on slow, detailed scenes at about 1 ms more a frame).
