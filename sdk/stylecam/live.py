@@ -298,7 +298,7 @@ class Pipeline:
     def _label(self) -> str:
         s, mix = self.stylizer, self.stylizer.mix
         return (f"{s.style} {s.strength:.1f}" + (f" + {mix[0]} {mix[1]:.1f}" if mix else "")
-                + (f" smooth {s.smoothing:.1f}" if s.smoothing else ""))
+                + (f" smooth {s.smoothing:.1f}" if s.smoothing else "") + (f" @{s.scale:g}x" if s.scale != 1 else ""))
 
     # -- main loop (inference) ------------------------------------------------------------------------------
     def run(self) -> PipelineStats:
