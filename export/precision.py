@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stylecam.backends.onnxrt import session_options
 from stylecam.bundle import VARIANT_FILES, Bundle
 from stylecam.export.graph import conv_layers
 from stylecam.frames import from_tensor, to_tensor
@@ -84,13 +85,11 @@ def images(folder: str | Path, count: int, max_side: int = 512, pattern: str = "
     return out
 
 
-def _session(path: Path, spinning: bool = True):
+def _session(path: Path):
+    """A CPU session with the runtime's options (``stylecam.backends.onnxrt.session_options``)."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    if not spinning:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
 
 
 def _stylize(sess, bundle: Bundle, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -362,9 +361,9 @@ def cpu_speedup(bundle: Bundle, variant_path: Path, size: tuple[int, int] = (480
                 calls: int = 3) -> float:
     """FP32's time over the variant's for one frame on this CPU. The two take turns, and each keeps its fastest
     call: a busy or drifting machine slows single calls, not the best of many. Their worker threads do not spin
-    between calls: spinning, one session's threads fought the other's and a busy process's for the cores, and
-    FP32 against itself came out at 0.46x or 2.2x in one run of five on a loaded 2-core host."""
-    sessions = [_session(bundle.model_file("fp32"), spinning=False), _session(variant_path, spinning=False)]
+    between calls, as at runtime: spinning, one session's threads fought the other's and a busy process's for the
+    cores, and FP32 against itself came out at 0.46x or 2.2x in one run of five on a loaded 2-core host."""
+    sessions = [_session(bundle.model_file("fp32")), _session(variant_path)]
     x = to_tensor(np.zeros((*size, 3), np.uint8), bundle.stride, bundle.margin)
     best = [float("inf")] * 2
     for s in sessions:

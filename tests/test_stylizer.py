@@ -130,3 +130,17 @@ def test_auto_variant_is_the_backends_best_that_the_bundle_has(candy_copy, photo
     assert s.info()["variant"] == "fp32"
     fp32 = s.stylize(photo)
     assert fp32.shape == photo.shape and np.abs(int8_cpu.astype(int) - fp32).mean() < 4  # the gate's 30 dB
+
+
+def test_onnxruntime_workers_sleep_between_calls_unless_asked(stylizer):
+    from stylecam.backends.onnxrt import OnnxRuntimeBackend, session_options
+
+    # spinning workers took the cores from the pipeline's own threads and from other processes (README, Python)
+    assert session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: ONNX Runtime's default, spinning
+        session_options(2, spinning=True).get_session_config_entry("session.intra_op.allow_spinning")
+    assert session_options(3).intra_op_num_threads == 3
+    assert stylizer.info()["spinning"] is False
+    spinning = OnnxRuntimeBackend(threads=1, spinning=True)
+    spinning.load(stylizer.bundle)
+    assert spinning.info()["spinning"] is True

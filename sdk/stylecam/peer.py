@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .backends.onnxrt import session_options
 from .frames import check_frame
 from .timing import StageTimer
 
@@ -72,10 +73,9 @@ class Peer:
         self.path, self.contract, self.timer = Path(path), contract or PeerContract(), StageTimer()
         if not self.path.is_file():
             raise FileNotFoundError(f"peer model {self.path} not found: give MODEL.onnx:CONTRACT, e.g. net.onnx:rgb255")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or 0
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        try:  # the options our backend runs with, so that the comparison is like for like
+            self.session = ort.InferenceSession(str(self.path), session_options(threads),
+                                                providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{self.path}: ONNX Runtime could not load this peer ({e})") from e
         inp = self.session.get_inputs()[0]

@@ -16,11 +16,28 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def session_options(threads: int | None = None, spinning: bool = False):
+    """ONNX Runtime options for every CPU session stylecam times or runs (ours and peers alike): all graph
+    optimizations, ``threads`` intra-op threads (default: the cores, at most 8), and worker threads that sleep
+    between calls instead of spinning. On a 2-core host spinning won nothing end to end when idle and lost 30-36 %
+    of the demo's FPS beside one busy process: the spinning workers took the cores from the pipeline's capture and
+    output threads and from the other process (README, Python)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+    opts.inter_op_num_threads = 1
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, threads: int | None = None):
-        self.threads = threads
+    def __init__(self, threads: int | None = None, spinning: bool = False):
+        self.threads, self.spinning = threads, spinning
         self.session = None
 
     @property
@@ -35,10 +52,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         path = bundle.model_file(variant)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = self.threads or min(os.cpu_count() or 1, 8)
-        opts.inter_op_num_threads = 1
+        opts = session_options(self.threads, self.spinning)
         have = ort.get_available_providers()
         if device in ("cuda", "gpu") and "CUDAExecutionProvider" not in have:
             raise RuntimeError(f"device '{device}' asked for, but this onnxruntime has only {have}; "
@@ -61,7 +75,8 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         return {"backend": self.name, "version": ort.__version__, "variant": self.variant,
-                "providers": self.session.get_providers(), "threads": self.threads}
+                "providers": self.session.get_providers(), "threads": self.threads,
+                "spinning": self.spinning}
 
 
 def create(**options) -> OnnxRuntimeBackend:
