@@ -23,9 +23,7 @@ print(w['style'], w['temporal'] if nano.is_dir() else 5e6)" "$name")
     --size 192 --lr 1e-3 --style-weight "$weight" --temporal-weight "$temporal" --checkpoint-every 200 --seed 0 \
     > "$out/${name}_nano.log" 2>&1
 }
-for ((i = 0; i < ${#names[@]}; i += 2)); do
-  finetune "${names[i]}" &
-  [ $((i + 1)) -lt ${#names[@]} ] && finetune "${names[i + 1]}" &
-  wait
-done
+export -f finetune
+export content styles out
+printf '%s\n' "${names[@]}" | xargs -P 2 -n 1 bash -c 'finetune "$0"'  # two at a time, one thread each
 tail -n 1 "$out"/*.log
