@@ -97,10 +97,13 @@ def from_tensor(out: np.ndarray, bgr: np.ndarray, strength: float, margin: int =
     return to_bgr8(crop_output(out, *bgr.shape[:2], margin), bgr, strength)
 
 
+SCALE_RANGE = (0.1, 2.0)  # the network's resolution relative to the frame
+
+
 def check_scale(scale: float) -> float:
     s = float(scale)
-    if not 0.1 <= s <= 2.0:  # NaN fails too
-        raise ValueError(f"scale must be in [0.1, 2], the network's resolution relative to the frame (0.5: half the "
+    if not SCALE_RANGE[0] <= s <= SCALE_RANGE[1]:  # NaN fails too
+        raise ValueError(f"scale must be in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], the network's resolution relative to the frame (0.5: half the "
                          f"width and height, strokes twice as large, about 4x less compute), got {scale}")
     return s
 

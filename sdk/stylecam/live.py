@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .frames import draw_label
+from .frames import SCALE_RANGE, draw_label
 from .sinks import CallbackSink, StopPipeline
 from .sources import open_source
 from .styles import bundled_styles
@@ -134,7 +134,7 @@ class Controls:
             return f"scale {self.stylizer.scale}"
         if name in ("bigger", "finer"):  # strokes: the network's resolution down or up a step of 1.25×
             s = self.stylizer.scale / 1.25 if name == "bigger" else self.stylizer.scale * 1.25
-            self.stylizer.scale = round(min(2.0, max(0.1, s)), 3)
+            self.stylizer.scale = round(min(SCALE_RANGE[1], max(SCALE_RANGE[0], s)), 3)
             return f"scale {self.stylizer.scale}"
         if name == "mix":
             mix = self.stylizer.mix
