@@ -22,9 +22,7 @@ r = resolve(sys.argv[1]).manifest['training']['recipe']; w = r['weights']; print
     --out "$out/$name" --name "$name" --steps "${STEPS:-400}" --batch 2 --size "$size" --lr 2e-4 --style-weight "$weight" \
     --temporal-weight "$temporal" --checkpoint-every 100 --seed 0 > "$out/$name.log" 2>&1
 }
-for ((i = 0; i < ${#names[@]}; i += 2)); do
-  finetune "${names[i]}" &
-  [ $((i + 1)) -lt ${#names[@]} ] && finetune "${names[i + 1]}" &
-  wait
-done
+export -f finetune
+export content styles out
+printf '%s\n' "${names[@]}" | xargs -P 2 -n 1 bash -c 'finetune "$0"'  # two at a time, one thread each
 tail -n 1 "$out"/*.log
