@@ -26,6 +26,12 @@ def rss_mb() -> float | None:
         return None
 
 
+def grown_mb(before: float | None) -> float | None:
+    """How far the process's RSS grew since ``before`` (None where /proc is missing)."""
+    after = rss_mb()
+    return None if before is None or after is None else max(after - before, 0.0)
+
+
 def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iters: int = 30, min_s: float = 0.0,
                 block: int = 5) -> list[dict]:
     """Time several models side by side on one fixed random frame: each warms up for ``warmup_s``, then they take
@@ -33,12 +39,14 @@ def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iter
     Taking turns spreads a machine's drift (a busy neighbour, a throttling clock) over all of them alike, so their
     ratios hold even where the absolute numbers move from minute to minute."""
     frame = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    warmup_mb = []  # what each model's first calls at this size allocated (its arena for this frame size)
     for model in models:
-        t_end = time.perf_counter() + warmup_s
+        t_end, before = time.perf_counter() + warmup_s, rss_mb()
         while True:  # at least one call: first-call allocations stay out of the numbers
             model.stylize(frame)
             if time.perf_counter() >= t_end:
                 break
+        warmup_mb.append(grown_mb(before))
         model.timer.samples.clear()
     e2e, t0 = [[] for _ in models], time.perf_counter()
     while len(e2e[0]) < iters or time.perf_counter() - t0 < min_s:
@@ -48,19 +56,26 @@ def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iter
                 model.stylize(frame)
                 samples.append((time.perf_counter() - t) * 1e3)
     rows = []
-    for model, samples in zip(models, e2e):
+    for model, samples, grown in zip(models, e2e, warmup_mb):
         stats = summarize(samples)
         rows.append({"end_to_end_ms": stats, "fps": 1e3 / stats["median"],
                      "stages_ms": {k: v for k, v in model.timer.stats().items()},
-                     "rss_mb": rss_mb(), "unstable": stats["cv"] > CV_WARNING})
+                     "rss_mb": rss_mb(), "warmup_mb": grown, "unstable": stats["cv"] > CV_WARNING})
     return rows
 
 
 def run(cases: list[tuple[dict, object]], sizes, **timing) -> list[dict]:
-    """One result per case and size; at each size the cases are timed side by side (``time_models``)."""
-    rows = []
+    """One result per case and size; at each size the cases are timed side by side (``time_models``).
+    ``rss_mb`` is the whole process, which holds every model of the run; ``model_mb`` is what this model added to it:
+    its load, then its first calls at this size and the sizes before (an estimate: a model may reuse pages another
+    one freed, so benchmark one model alone for its exact footprint)."""
+    rows, held = [], [common.get("load_mb") for common, _ in cases]
     for size in sizes:
         timed = time_models([model for _, model in cases], size, **timing)
+        for i, t in enumerate(timed):
+            grown = t.pop("warmup_mb")
+            held[i] = None if held[i] is None or grown is None else held[i] + grown
+            t["model_mb"] = held[i]
         rows += [{**common, "size": list(size), **t} for (common, _), t in zip(cases, timed)]
     return rows
 
@@ -69,9 +84,9 @@ def load_style(style: str, backend: str, precision: str, threads: int | None = N
                smoothing: float = 0.0, scale: float = 1.0) -> tuple[dict, Stylizer]:
     """A bundled style (or bundle folder) on one backend and precision, optionally with runtime smoothing (its
     cost is the ``smooth`` stage) or at another network scale, and what its results carry besides the timings."""
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), rss_mb()
     stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing, scale=scale)
-    load_s = time.perf_counter() - t0
+    load_s, load_mb = time.perf_counter() - t0, grown_mb(before)
     info = stylizer.info()
     arch = stylizer.bundle.manifest.get("architecture", {})
     label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "") + (f" @{scale:g}x" if scale != 1 else "")
@@ -82,19 +97,19 @@ def load_style(style: str, backend: str, precision: str, threads: int | None = N
     common = {"model": label, "smoothing": smoothing, "scale": scale, "arch": arch.get("name"), "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"),
               "precision": info["variant"],  # what "auto" chose
-              "backend": info, "load_s": round(load_s, 3), "peer": False, "quality": quality}
+              "backend": info, "load_s": round(load_s, 3), "load_mb": load_mb, "peer": False, "quality": quality}
     return common, stylizer
 
 
 def load_peer(spec: str, threads: int | None = None) -> tuple[dict, Peer]:
     """``path.onnx:CONTRACT``, and what its results carry besides the timings."""
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), rss_mb()
     peer = Peer.from_spec(spec, threads)
-    load_s = time.perf_counter() - t0
+    load_s, load_mb = time.perf_counter() - t0, grown_mb(before)
     # the input's type: all the harness can tell
     precision = {np.float16: "fp16", np.uint8: "uint8 input"}.get(peer.dtype, "fp32")
     common = {"model": peer.style, "arch": "peer", "params": None, "macs_480x640": None, "precision": precision,
-              "backend": peer.info(), "load_s": round(load_s, 3), "peer": True}
+              "backend": peer.info(), "load_s": round(load_s, 3), "load_mb": load_mb, "peer": True}
     return common, peer
 
 

@@ -48,6 +48,18 @@ def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():
     assert ours[0]["precision"] == "fp32" and auto["precision"] == "int8-cpu"  # rows name what ran, not "auto"
 
 
+@pytest.mark.skipif(harness.rss_mb() is None, reason="needs Linux /proc for RSS")
+def test_host_memory_is_each_models_own_and_grows_with_the_frame():
+    # two models in one process: each row says what that model holds, not the process's RSS (which holds both)
+    cases = [harness.load_style(style, "onnxruntime", "fp32", threads=1) for style in ("candy", "candy_nano")]
+    rows = {(r["model"], r["size"][0]): r for r in harness.run(cases, [(32, 48), (480, 640)], warmup_s=0, iters=2)}
+    for style in ("candy", "candy_nano"):
+        small, large = rows[(style, 32)]["model_mb"], rows[(style, 480)]["model_mb"]
+        assert large > small + 10  # a 480×640 frame's activations: tens of MB of ONNX Runtime arena
+        assert large < rows[(style, 480)]["rss_mb"]
+    assert rows[("candy", 480)]["model_mb"] > rows[("candy_nano", 480)]["model_mb"]  # wider network, more memory
+
+
 def test_cases_take_turns_so_a_drifting_machine_does_not_skew_their_ratio():
     import time
 

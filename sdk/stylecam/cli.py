@@ -262,12 +262,14 @@ def cmd_bench(args) -> None:
     rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
     device = results.device_block()
     print(f"device: {device['cpu']} ({device['cores']} cores), GPU {device['gpu']}")
-    print(f"{'model':<24}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}")
+    print(f"{'model':<24}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}"
+          f"{'host MB':>9}")
     for r in rows:
         warn = "  ⚠ CV {:.0%} > 5%".format(r["end_to_end_ms"]["cv"]) if r["unstable"] else ""
+        held = "–" if r["model_mb"] is None else f"{r['model_mb']:.0f}"
         print(f"{r['model']:<24}{r['precision']:<10}{r['backend']['backend']:<13}"
               f"{'{}x{}'.format(*r['size']):>11}{r['end_to_end_ms']['median']:>11.2f}"
-              f"{r['end_to_end_ms']['p95']:>9.2f}{r['fps']:>8.1f}{warn}")
+              f"{r['end_to_end_ms']['p95']:>9.2f}{r['fps']:>8.1f}{held:>9}{warn}")
     if args.save:
         print(f"saved {results.save_run(rows, device)}")
 
