@@ -53,7 +53,7 @@ def _stylizer(args, profile=None):
     from .stylizer import Stylizer
 
     return Stylizer.from_profile(profile or _look(args), backend=args.backend, variant=args.variant,
-                                 threads=args.threads)
+                                 threads=args.threads, tile=args.tile)
 
 
 def _run_pipeline(pipeline):
@@ -137,6 +137,8 @@ def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
                    help="auto: FP16 on TensorRT, INT8-CPU on ONNX Runtime's CPU provider, else FP32, where the "
                         "bundle has it")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
+    p.add_argument("--tile", type=int, help="largest network input side in pixels: bigger frames run in overlapping "
+                   "tiles stitched into the same image, in a tile's memory (e.g. 1024 for 12 MP photos on a Jetson)")
     p.add_argument("--max-frames", type=int)
 
 

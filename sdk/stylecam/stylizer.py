@@ -9,11 +9,12 @@ import numpy as np
 
 from . import backends
 from .bundle import Bundle
-from .frames import (check_frame, check_scale, check_strength, crop_output, resize, scaled_size, split_alpha,
-                     to_bgr8, to_frame_size, to_tensor)
+from .frames import (check_frame, check_scale, check_strength, crop_output, padded_size, resize, scaled_size,
+                     split_alpha, to_bgr8, to_frame_size, to_tensor)
 from .profile import Profile
 from .styles import DEFAULT_STYLE, resolve
 from .temporal import TemporalSmoother, check_smoothing
+from .tiles import check_tile, infer_tiled, needs_tiles, receptive_radius
 from .timing import StageTimer
 
 log = logging.getLogger("stylecam")
@@ -36,6 +37,9 @@ class Stylizer:
     and upscaled back (strokes grow with 1/scale, compute falls with scale²), and the strength blend uses the
     full-resolution frame; above 1, finer strokes at more compute. The styles were trained on crops of photos about
     500 px wide, so on 1080p or 4K frames their strokes look small; 0.5 or less brings back that look.
+    ``tile`` (pixels): the largest network input side per call. Larger frames run in overlapping windows stitched
+    into the same image (``stylecam.tiles``), so a 12 MP photo needs the memory of a tile, not of the photo.
+    TensorRT tiles frames beyond its engine's profile on its own.
     ``smoothing`` > 0 treats consecutive ``stylize`` calls as frames of one video (``reset_video()`` between
     clips); a ``stylecam.TemporalSmoother`` instead of a number sets its flow resolution and tolerance too
     (``TemporalSmoother(0.5, scale=0.5)``: steadier on slow, detailed scenes at about 1 ms more a frame).
@@ -46,9 +50,10 @@ class Stylizer:
     def __init__(self, style: str | os.PathLike | Bundle = DEFAULT_STYLE, backend: str = "auto",
                  strength: float = 1.0, variant: str = "auto", device: str = "auto", threads: int | None = None,
                  timer: StageTimer | None = None, mix: tuple[str | os.PathLike | Bundle, float] | None = None,
-                 smoothing: float | TemporalSmoother = 0.0, scale: float = 1.0):
+                 smoothing: float | TemporalSmoother = 0.0, scale: float = 1.0, tile: int | None = None):
         self.strength = strength
         self.scale = scale
+        self.tile = check_tile(tile)
         self.timer = timer or StageTimer()
         self._backend_name, self._variant, self._device = backend, variant, device
         self._options = {"threads": threads} if threads else {}
@@ -190,7 +195,9 @@ class Stylizer:
         with self._lock:
             bundle, backend, mix = self._bundle, self._backend, self._mix
         size = scaled_size(*bgr.shape[:2], self._scale)
-        if getattr(backend, "device_ops", False) and not mix and size is None:  # TensorRT + cpp_ext: one GPU trip
+        one_trip = getattr(backend, "device_ops", False) and not mix and size is None  # TensorRT + cpp_ext
+        if one_trip and not needs_tiles((1, 3, *padded_size(*bgr.shape[:2], bundle.stride, bundle.margin)),
+                                        self._limit(backend)):
             with self.timer("device"):
                 out = backend.stylize_frame(bgr, alpha, bundle.stride, bundle.margin)
             self._record_gpu_stages(backend)
@@ -200,17 +207,31 @@ class Stylizer:
             x = to_tensor(net_in, bundle.stride, bundle.margin)
         h, w = net_in.shape[:2]
         with self.timer("infer"):
-            y = crop_output(backend.infer(x), h, w, bundle.margin)
+            y = crop_output(self._infer(backend, bundle, x), h, w, bundle.margin)
             self._record_gpu_stages(backend)
             if mix:
                 other, other_backend, amount = mix
                 if (other.stride, other.margin) != (bundle.stride, bundle.margin):
                     x = to_tensor(net_in, other.stride, other.margin)
-                y2 = crop_output(other_backend.infer(x), h, w, other.margin)
+                y2 = crop_output(self._infer(other_backend, other, x), h, w, other.margin)
                 y = (1.0 - amount) * np.clip(y, 0.0, 1.0) + amount * np.clip(y2, 0.0, 1.0)  # mix the images
         with self.timer("post"):
             out = to_bgr8(y, bgr, alpha) if size is None else to_frame_size(to_bgr8(y, net_in, 1.0), bgr, alpha)
         return self._finish(bgr, out, extra)
+
+    def _limit(self, backend) -> tuple[int, int] | None:
+        """The largest network input (H, W) one call may take: ``tile`` and the TensorRT profile's maximum."""
+        limits = [lim for lim in ((self.tile, self.tile) if self.tile else None, getattr(backend, "max_input", None))
+                  if lim]
+        return tuple(min(sides) for sides in zip(*limits)) if limits else None
+
+    def _infer(self, backend, bundle: Bundle, x: np.ndarray) -> np.ndarray:
+        """The network on ``x``, in tiles where it exceeds the limit (the same image: ``stylecam.tiles``)."""
+        limit = self._limit(backend)
+        if not needs_tiles(x.shape, limit):
+            return backend.infer(x)
+        return infer_tiled(backend.infer, x, limit, receptive_radius(bundle.model_file("fp32"), bundle.stride),
+                           bundle.stride)
 
     def _record_gpu_stages(self, backend) -> None:
         """TensorRT's GPU-timed copies and kernels (h2d, gpu, d2h), inside the host's ``infer``/``device`` time."""

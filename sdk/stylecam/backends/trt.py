@@ -70,6 +70,7 @@ class TensorRTBackend:
             self.in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input)))
             self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output)))
             self.profile = Profile(*(tuple(s) for s in self.engine.get_tensor_profile_shape(self.input, 0)))
+            self.max_input = tuple(self.profile.max[2:])  # larger frames run in tiles (stylecam.tiles)
             largest = int(np.prod(self.profile.max))  # output has the input's shape
             self.host_in = cuda.pagelocked_empty(largest, self.in_dtype)
             self.host_out = cuda.pagelocked_empty(largest, self.out_dtype)

@@ -1,0 +1,107 @@
+"""Tiled inference: the stitched image equals the whole-frame image, and what cannot be tiled is refused."""
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from stylecam import Stylizer
+from stylecam.frames import to_tensor
+from stylecam.sources import DEMO_CLIP
+from stylecam.styles import resolve
+from stylecam.tiles import TileError, infer_tiled, receptive_radius, windows
+
+
+@pytest.fixture(scope="module")
+def photo():
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    ok, frame = cap.read()
+    assert ok
+    return cv2.resize(frame, (700, 530))  # not a tile multiple: ragged last tiles on both axes
+
+
+@pytest.mark.parametrize("style", ["candy", "candy_nano"])
+def test_tiles_stitch_into_the_whole_frame_image_bit_for_bit(photo, style):
+    whole = Stylizer(style, backend="onnxruntime", variant="fp32", threads=1)
+    tiled = Stylizer(style, backend="onnxruntime", variant="fp32", threads=1, tile=160)
+    assert np.array_equal(tiled(photo), whole(photo))
+    # the measured radius is tight: one stride less context leaves seams
+    bundle = whole.bundle
+    x = to_tensor(photo, bundle.stride, bundle.margin)
+    radius = receptive_radius(bundle.model_file("fp32"), bundle.stride)
+    infer = whole._backend.infer
+    assert np.array_equal(infer_tiled(infer, x, (160, 160), radius, bundle.stride), infer(x))
+    seams = infer_tiled(infer, x, (160, 160), radius - bundle.stride, bundle.stride)
+    assert np.abs(seams - infer(x)).max() > 1e-3
+
+
+def test_receptive_radius_follows_the_architecture():
+    small, nano = resolve("candy"), resolve("candy_nano")
+    r_small = receptive_radius(small.model_file("fp32"), small.stride)
+    r_nano = receptive_radius(nano.model_file("fp32"), nano.stride)
+    assert 0 < r_nano < r_small < 128 and r_small % small.stride == 0  # nano has fewer residual blocks
+
+
+def test_a_network_that_sees_the_whole_frame_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    # output = input - its mean over the frame: every output pixel depends on every input pixel
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
+                               helper.make_node("Sub", ["x", "m"], ["y"])], "global", [x], [y], [axes])
+    path = tmp_path / "global.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    with pytest.raises(TileError, match="cannot be tiled"):
+        receptive_radius(path, 4)
+
+
+def test_windows_cover_the_axis_once_within_the_limit():
+    for length, limit in [(1000, 256), (532, 160), (256, 256), (4, 104)]:
+        wins = windows(length, limit, 48, 4)
+        cores = [(a, b) for _, _, a, b in wins]
+        assert cores[0][0] == 0 and cores[-1][1] == length
+        assert all(b0 == a1 for (_, b0), (a1, _) in zip(cores, cores[1:]))  # no gap, no overlap
+        for w0, w1, c0, c1 in wins:
+            assert w1 - w0 <= limit and w0 % 4 == 0 and w0 <= c0 < c1 <= w1
+            assert c0 - w0 == min(48, c0) and w1 - c1 == min(48, length - c1)  # full context where the axis goes on
+    with pytest.raises(TileError, match="at least 100 px"):
+        windows(1000, 96, 48, 4)
+
+
+@pytest.mark.parametrize("tile", [0, -5, 2.5, "big", True])
+def test_a_bad_tile_is_refused_by_name(tile):
+    with pytest.raises(TileError, match="tile must be"):
+        Stylizer("candy_nano", backend="onnxruntime", tile=tile)
+
+
+def test_a_backends_own_maximum_tiles_too(photo):
+    # TensorRT sets max_input from its engine profile; a frame beyond it runs in tiles instead of failing
+    whole = Stylizer("candy_nano", backend="onnxruntime", variant="fp32", threads=1)
+    limited = Stylizer("candy_nano", backend="onnxruntime", variant="fp32", threads=1)
+    limited._backend.max_input = (200, 300)
+    calls = []
+    infer = limited._backend.infer
+    limited._backend.infer = lambda x: calls.append(x.shape) or infer(x)
+    assert np.array_equal(limited(photo), whole(photo))
+    assert len(calls) > 1 and all(s[2] <= 200 and s[3] <= 300 for s in calls)
+
+
+def test_cli_run_with_tiles_writes_the_same_photo(tmp_path, photo):
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), photo)
+    outs = []
+    for extra in ([], ["--tile", "256"]):
+        out = tmp_path / f"out{len(outs)}.png"
+        r = subprocess.run([sys.executable, "-m", "stylecam.cli", "run", "--style", "candy_nano", "--backend",
+                            "onnxruntime", "--variant", "fp32", "--input", str(src), "--output", str(out), *extra],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs.append(cv2.imread(str(out)))
+    assert np.array_equal(outs[0], outs[1])
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "run", "--input", str(src), "--output",
+                        str(tmp_path / "x.png"), "--tile", "40"], capture_output=True, text=True)
+    assert r.returncode != 0 and "at least" in r.stderr and not (tmp_path / "x.png").exists()
