@@ -81,20 +81,24 @@ def run(cases: list[tuple[dict, object]], sizes, **timing) -> list[dict]:
 
 
 def load_style(style: str, backend: str, precision: str, threads: int | None = None,
-               smoothing: float = 0.0, scale: float = 1.0) -> tuple[dict, Stylizer]:
+               smoothing: float = 0.0, scale: float = 1.0, tile: int | None = None) -> tuple[dict, Stylizer]:
     """A bundled style (or bundle folder) on one backend and precision, optionally with runtime smoothing (its
-    cost is the ``smooth`` stage) or at another network scale, and what its results carry besides the timings."""
+    cost is the ``smooth`` stage), at another network scale or in tiles, and what its results carry besides the
+    timings."""
     t0, before = time.perf_counter(), rss_mb()
-    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing, scale=scale)
+    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing, scale=scale,
+                        tile=tile)
     load_s, load_mb = time.perf_counter() - t0, grown_mb(before)
     info = stylizer.info()
     arch = stylizer.bundle.manifest.get("architecture", {})
-    label = stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "") + (f" @{scale:g}x" if scale != 1 else "")
+    label = (stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "")
+             + (f" @{scale:g}x" if scale != 1 else "") + (f" tile {tile}" if tile else ""))
     metrics = stylizer.bundle.manifest.get("metrics", {})
-    changed = smoothing or scale != 1  # other frames than the metrics were measured on: they do not apply
+    changed = smoothing or scale != 1  # other frames than the metrics were measured on (tiles give the same ones)
     quality = {} if changed else {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference")
                                   if k in metrics}
-    common = {"model": label, "smoothing": smoothing, "scale": scale, "arch": arch.get("name"), "params": arch.get("params"),
+    common = {"model": label, "smoothing": smoothing, "scale": scale, "tile": tile, "arch": arch.get("name"),
+              "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"),
               "precision": info["variant"],  # what "auto" chose
               "backend": info, "load_s": round(load_s, 3), "load_mb": load_mb, "peer": False, "quality": quality}

@@ -60,6 +60,16 @@ def test_host_memory_is_each_models_own_and_grows_with_the_frame():
     assert rows[("candy", 480)]["model_mb"] > rows[("candy_nano", 480)]["model_mb"]  # wider network, more memory
 
 
+@pytest.mark.skipif(harness.rss_mb() is None, reason="needs Linux /proc for RSS")
+def test_tiles_are_timed_as_their_own_case_in_less_memory():
+    rows = harness.run([harness.load_style("candy_nano", "onnxruntime", "fp32", 1, tile=t) for t in (None, 160)],
+                       [(480, 640)], warmup_s=0, iters=2)
+    whole, tiled = rows
+    assert tiled["model"] == "candy_nano tile 160" and tiled["tile"] == 160 and whole["tile"] is None
+    assert tiled["quality"] == whole["quality"] != {}  # the same image, so the bundle's metrics still apply
+    assert tiled["model_mb"] < whole["model_mb"] / 2  # a 160-pixel window's arena, not a 480×640 frame's
+
+
 def test_cases_take_turns_so_a_drifting_machine_does_not_skew_their_ratio():
     import time
 

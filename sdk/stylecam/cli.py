@@ -255,11 +255,12 @@ def cmd_bench(args) -> None:
         return bench_engines(args)
     sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
-    cases = [harness.load_style(style, backend, precision, args.threads, smoothing, scale)
+    cases = [harness.load_style(style, backend, precision, args.threads, smoothing, scale, tile)
              for style in args.models.split(",") for backend in args.backends.split(",")
              for precision in (args.precisions or "auto").split(",")
              for smoothing in (float(v) for v in args.smoothing.split(","))
-             for scale in (float(v) for v in args.scale.split(","))]
+             for scale in (float(v) for v in args.scale.split(","))
+             for tile in (int(v) or None for v in args.tile.split(","))]
     cases += [harness.load_peer(spec, args.threads) for spec in args.peer]
     rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
     device = results.device_block()
@@ -525,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(e.g. 0,0.5: the cost of smoothing, side by side)")
     bench.add_argument("--scale", default="1", help="comma list of network scales to time (e.g. 1,0.5: the network "
                        "at half the frame's size, side by side with full size)")
+    bench.add_argument("--tile", default="0", help="comma list of tile sides to time (e.g. 0,1024: the whole "
+                       "frame, then 1024-pixel tiles, side by side; Stylizer(tile=))")
     bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
     bench.add_argument("--iters", type=int, default=30)
     bench.add_argument("--threads", type=int)
