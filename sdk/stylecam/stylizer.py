@@ -183,6 +183,7 @@ class Stylizer:
     def info(self) -> dict:
         mix = self.mix
         return {"style": self.style, "strength": self.strength, "smoothing": self.smoothing, "scale": self.scale,
+                "tile": self.tile,
                 **({"mix": mix[0], "mix_amount": mix[1]} if mix else {}), **self._backend.info()}
 
     def stylize(self, frame: np.ndarray, strength: float | None = None) -> np.ndarray:
