@@ -214,11 +214,12 @@ def cmd_export(args) -> None:
         print(f"{p}: {v['status']}: PSNR {acc.get('psnr_db')} dB, SSIM {acc.get('ssim')}, max abs error "
               f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){mixed}{speed}")
         if v["status"] != "passed":
-            failed.append(p)
+            failed.append(f"{p} {v['status']}")
             print(f"  {v.get('message', '')}")
     if failed:
-        sys.exit(f"stylecam export: {', '.join(failed)} failed its gate (numbers in the manifest); for accuracy, "
-                 "quantization-aware fine-tuning is the way forward")
+        hint = "; for accuracy, quantization-aware fine-tuning is the way forward" if any(
+            "accuracy" in f for f in failed) else ""
+        sys.exit(f"stylecam export: {', '.join(failed)}, so not written (numbers in the manifest){hint}")
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
