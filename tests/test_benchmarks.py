@@ -145,6 +145,17 @@ def test_cli_bench_prints_a_table():
     assert "candy" in r.stdout and "32x48" in r.stdout and "median ms" in r.stdout
 
 
+def test_cli_bench_skips_a_precision_a_bundle_lacks_and_times_the_rest():
+    # candy_nano ships no INT8-CPU model (slower than FP32 on CPUs): one table for all styles still runs
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--models", "candy,candy_nano",
+                        "--precisions", "fp32,int8-cpu", "--sizes", "32x48", "--iters", "2", "--warmup", "0",
+                        "--threads", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "skipped: candy_nano has no int8-cpu model (rejected by the speed check)" in r.stdout
+    rows = [line.split()[:2] for line in r.stdout.splitlines() if "32x48" in line]
+    assert sorted(rows) == [["candy", "fp32"], ["candy", "int8-cpu"], ["candy_nano", "fp32"]]
+
+
 def test_kernel_benchmark_rows_and_their_report_table(tmp_path):
     from stylecam.benchmarks import kernels
 

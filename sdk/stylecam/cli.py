@@ -242,8 +242,18 @@ def cmd_build(args) -> None:
         print(f"{precision}: {path}")
 
 
+def _has_variant(style: str, precision: str) -> bool:
+    """Whether a bundle holds this precision's model ("auto" always picks one it holds)."""
+    from .bundle import VARIANT_FILES
+    from .styles import resolve
+
+    return precision == "auto" or precision not in VARIANT_FILES or precision in resolve(style).variants
+
+
 def cmd_bench(args) -> None:
     from stylecam.benchmarks import harness, report, results
+
+    from .styles import resolve
 
     if args.action == "report":
         print(f"wrote {report.render()}")
@@ -256,9 +266,13 @@ def cmd_bench(args) -> None:
         return bench_engines(args)
     sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
+    pairs = [(style, precision) for style in args.models.split(",")
+             for precision in (args.precisions or "auto").split(",")]
+    for style, precision in [pair for pair in pairs if not _has_variant(*pair)]:
+        why = resolve(style).manifest.get("variants", {}).get(precision, {}).get("status", "not exported")
+        print(f"skipped: {style} has no {precision} model ({why})")
     cases = [harness.load_style(style, backend, precision, args.threads, smoothing, scale, tile)
-             for style in args.models.split(",") for backend in args.backends.split(",")
-             for precision in (args.precisions or "auto").split(",")
+             for style, precision in pairs if _has_variant(style, precision) for backend in args.backends.split(",")
              for smoothing in (float(v) for v in args.smoothing.split(","))
              for scale in (float(v) for v in args.scale.split(","))
              for tile in (int(v) or None for v in args.tile.split(","))]
