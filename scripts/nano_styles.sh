@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The fast tier's new styles: candy_nano's network fine-tuned to another painting, distilled from that painting's
 # shipped `small` style (README, Bundled styles: "A nano that paints one style learns the next in 2,000 steps").
-# usage: [STEPS=2000] scripts/nano_styles.sh CONTENT_DIR STYLES_DIR OUT_DIR [STYLE...]   (default: udnie wave)
+# usage: [STEPS=2000] scripts/nano_styles.sh CONTENT_DIR STYLES_DIR OUT_DIR [STYLE...]
+#        (default: udnie wave the_scream starry_night, the shipped ones)
 # CONTENT_DIR must leave out the held-out photos (shared/data/content minus bsds_val_*). Runs two styles at a time
 # with one thread each: about 34 min a style on a 2-core CPU. Style and temporal weights come from the shipped
-# STYLE_nano manifest where there is one (udnie 1.0 and 5e6, wave 1.2 and 1e7), else the teacher's style weight
-# and 5e6. Then: stylecam export OUT/S --precision fp16,int8,int8-cpu (INT8-CPU is rejected for nano so far).
+# STYLE_nano manifest where there is one (udnie 1.0 and 5e6, wave 1.2 and 1e7, the_scream 1.0 and 5e6,
+# starry_night 0.3 and 5e6), else the teacher's style weight and 5e6. Then: stylecam export OUT/S --precision fp16,int8,int8-cpu (INT8-CPU is rejected for nano so far).
 set -eu
 content=$1 styles=$2 out=$3
 shift 3
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(udnie wave)
+[ ${#names[@]} -gt 0 ] || names=(udnie wave the_scream starry_night)
 mkdir -p "$out"
 finetune() {
   local name=$1 weight temporal
