@@ -268,11 +268,12 @@ def cmd_bench(args) -> None:
     timing = {"warmup_s": args.warmup, "iters": args.iters}
     pairs = [(style, precision) for style in args.models.split(",")
              for precision in (args.precisions or "auto").split(",")]
-    for style, precision in [pair for pair in pairs if not _has_variant(*pair)]:
+    missing = [pair for pair in pairs if not _has_variant(*pair)]
+    for style, precision in missing:
         why = resolve(style).manifest.get("variants", {}).get(precision, {}).get("status", "not exported")
         print(f"skipped: {style} has no {precision} model ({why})")
     cases = [harness.load_style(style, backend, precision, args.threads, smoothing, scale, tile)
-             for style, precision in pairs if _has_variant(style, precision) for backend in args.backends.split(",")
+             for style, precision in pairs if (style, precision) not in missing for backend in args.backends.split(",")
              for smoothing in (float(v) for v in args.smoothing.split(","))
              for scale in (float(v) for v in args.scale.split(","))
              for tile in (int(v) or None for v in args.tile.split(","))]
