@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import stylecam
-from stylecam.live import _END, Controls, Pipeline, Slot
+from stylecam.live import _END, Controls, FitFrameRate, Pipeline, Slot
 from stylecam.sinks import CallbackSink, MJPEGServer, VideoFileSink
 from stylecam.sources import DEMO_CLIP, CaptureSource, SourceError, open_source
 
@@ -329,3 +329,88 @@ def test_live_records_a_folder_of_frames(tmp_path):
     assert len(names) == shown >= 1 and all(re.fullmatch(r"frame_\d{6}\.png", n) for n in names), names
     assert {int(n[6:12]) for n in names} <= set(range(4))  # numbered by the source's frame index
     assert cv2.imread(str(out / names[0])).shape == (360, 640, 3)
+
+
+class _Scaled:
+    """Just the attribute FitFrameRate moves, for its arithmetic on a known cost curve."""
+    scale = 1.0
+
+
+def _fit(fps, cost, windows=40, start=1.0):
+    fit, s = FitFrameRate(fps), _Scaled()
+    s.scale, trace = start, []
+    for i in range(windows * fit.window):
+        fit.observe(s, cost(s.scale))
+        if i % fit.window == fit.window - 1:
+            trace.append(s.scale)
+    return fit, s, trace
+
+
+@pytest.mark.parametrize("fixed_ms", [2.0, 8.0])
+def test_fit_frame_rate_settles_within_budget_and_holds(fixed_ms):
+    cost = lambda scale: fixed_ms + 100.0 * scale ** 2  # noqa: E731 - 100 ms at full scale, plus a fixed part
+    fit, s, trace = _fit(30, cost)
+    assert cost(s.scale) <= fit.budget_ms < cost(s.scale + fit.step)  # the largest step that fits
+    assert len(set(trace[5:])) == 1  # settled, not hunting
+    assert trace[0] < 1.0  # the first window already moved
+
+
+def test_fit_frame_rate_stays_between_floor_and_ceiling_and_follows_a_user_change():
+    _, s, _ = _fit(1000, lambda scale: 50.0)  # cannot be met: the floor, not below
+    assert s.scale == 0.25
+    _, s, trace = _fit(30, lambda scale: 100.0 * scale ** 2, start=0.25)  # headroom: back up to the start, 0.25
+    assert set(trace) == {0.25}
+    fit, s = FitFrameRate(30), _Scaled()
+    s.scale = 0.5
+    for _ in range(3 * fit.window):
+        fit.observe(s, 1.0)  # lots of headroom, but the user chose 0.5: that is the ceiling
+    assert s.scale == 0.5 and fit.ceiling == 0.5
+
+
+def test_fit_frame_rate_does_not_climb_back_to_a_scale_it_measured_too_slow():
+    # small scales cost more than scale² says (fixed costs): 0.35 is over budget, 0.3 has 1.5× headroom
+    cost = {1.0: 100.0, 0.35: 17.0, 0.3: 10.0}
+    fit, s, trace = _fit(60, lambda scale: cost.get(scale, 100.0 * scale ** 2), windows=18)
+    assert trace[:2] == [0.35, 0.3] and set(trace[2:]) == {0.3}  # within the memory it stays at 0.3
+    assert FitFrameRate(60, memory=2).memory == 2
+
+
+def test_fit_fps_lowers_the_scale_in_a_real_pipeline(tmp_path):
+    clip = small_clip(tmp_path, frames=48, size=(320, 240))
+    for fps, expect in ((5000.0, 0.25), (1.0, 1.0)):
+        s = stylecam.Stylizer("candy_nano", backend="onnxruntime", threads=1)
+        p = Pipeline(str(clip), s, [CallbackSink(lambda view: None)], fit_fps=fps)
+        stats = p.run()
+        assert stats.frames == 48 and s.scale == expect and p.fit.ceiling == 1.0
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-5", "nan", "inf"])
+def test_live_fit_fps_refuses_a_bad_value_before_writing_anything(value, tmp_path):
+    out = tmp_path / "rec.mp4"
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "live", "--source", "demo", "--no-window",
+                        "--output", str(out), "--fit-fps", value], capture_output=True, text=True)
+    assert r.returncode != 0 and "positive frame rate (e.g. 30) or 'source'" in r.stderr and not out.exists()
+    with pytest.raises(ValueError, match="positive number"):
+        FitFrameRate(float(value) if value != "fast" else value)
+
+
+def test_a_sink_that_raises_ends_the_run_instead_of_hanging_it(stylizer, tmp_path):
+    # a user's callback fails on the fourth frame: the run stops, says why, and still finalizes the recording
+    seen = []
+
+    def callback(view):
+        if len(seen) == 3:
+            raise RuntimeError("display unplugged")
+        seen.append(view)
+
+    out = tmp_path / "rec.avi"
+    done = []
+    worker = threading.Thread(target=lambda: done.append(Pipeline(
+        str(small_clip(tmp_path)), stylizer, [VideoFileSink(out, fps=10), CallbackSink(callback)]).run()))
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the pipeline hung after a sink raised"
+    stats = done[0]
+    assert stats.stop_reason == "output failed: CallbackSink: display unplugged" and stats.frames == 3
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4  # the file sink wrote the fourth frame before the callback

@@ -66,6 +66,9 @@ def _run_pipeline(pipeline):
     print(f"\n{info['style']} on {info['backend']} ({info['variant']}): {stats.frames} frames in "
           f"{stats.seconds:.2f} s, {stats.fps:.1f} FPS end to end, {stats.dropped} dropped, "
           f"{stats.reconnects} reconnects ({stats.stop_reason})")
+    if pipeline.fit is not None:
+        print(f"fitting {pipeline.fit.fps:g} FPS: network scale {pipeline.stylizer.scale:g} at the end "
+              f"(ceiling {pipeline.fit.ceiling:g})")
     print(pipeline.stylizer.timer.table())
     return stats
 
@@ -91,7 +94,7 @@ def cmd_run(args) -> None:
     if args.show:
         sinks.append(WindowSink())
     stats = _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames))
-    if stats.stop_reason.startswith("capture failed") or not stats.frames:
+    if stats.stop_reason.startswith(("capture failed", "output failed")) or not stats.frames:
         raise RuntimeError(f"{stats.stop_reason or 'no frames in ' + args.input}; stylized {stats.frames} frames")
     for label, path in (("output", args.output), ("preview", args.preview)):
         if path:
@@ -120,7 +123,7 @@ def cmd_live(args) -> None:
         raise ValueError("nothing to show: drop --no-window, or add --http HOST:PORT or --output FILE")
     # a file or folder plays at its own frame rate, as a camera would
     _run_pipeline(Pipeline(source, stylizer, sinks, controls=controls, side_by_side=args.side_by_side,
-                           overlay=args.overlay, max_frames=args.max_frames, realtime=True))
+                           overlay=args.overlay, max_frames=args.max_frames, realtime=True, fit_fps=args.fit_fps))
 
 
 def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
@@ -220,6 +223,16 @@ def cmd_export(args) -> None:
         hint = "; for accuracy, quantization-aware fine-tuning is the way forward" if any(
             "accuracy" in f for f in failed) else ""
         sys.exit(f"stylecam export: {', '.join(failed)}, so not written (numbers in the manifest){hint}")
+
+
+def _fit_fps(text: str) -> float | str:
+    try:
+        fps = text if text == "source" else float(text)
+    except ValueError:
+        fps = None
+    if fps is None or (fps != "source" and not 0 < fps < float("inf")):
+        raise argparse.ArgumentTypeError(f"takes a positive frame rate (e.g. 30) or 'source', got '{text}'")
+    return fps
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -493,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--height", type=int, help="camera height to ask for")
     live.add_argument("--fps", type=float, help="camera frame rate to ask for")
     live.add_argument("--screenshots", default=".", help="folder for screenshots (key s)")
+    live.add_argument("--fit-fps", type=_fit_fps, metavar="FPS", help="lower the network scale until stylizing keeps "
+                      "up with this frame rate ('source': the camera's own); the scale you set ([ ]) is its ceiling")
     _add_stylizer_options(live)
     live.set_defaults(func=cmd_live)
 

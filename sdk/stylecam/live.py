@@ -7,6 +7,7 @@ run in three threads, so each overlaps the others. A live source that fails is r
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -183,6 +184,57 @@ def compose(frame: Frame, side_by_side: bool, overlay: str | None, original: boo
     return view
 
 
+class FitFrameRate:
+    """Holds a pipeline at ``fps`` by moving the network scale (``Stylizer.scale``) instead of dropping frames.
+
+    Every ``window`` frames the median stylize time is compared with the frame's budget (``headroom`` of 1/fps, as
+    capture and output run in their own threads). Compute grows with scale², so the scale is multiplied by the
+    square root of budget / time, rounded down to ``step``, between ``floor`` and the ceiling: the scale the
+    stylizer had at the start, or the one someone set since (live keys, HTTP), which becomes the new ceiling. It
+    rises only with clear headroom (1.5× the time), and not to a scale it measured too slow in the last
+    ``memory`` windows (fixed costs make small scales cheaper than scale² says), so it does not hunt between two
+    steps; after that it tries again, as the machine's load may have changed.
+    """
+
+    def __init__(self, fps: float, floor: float = 0.25, window: int = 8, step: float = 0.05,
+                 headroom: float = 0.9, memory: int = 20):
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"the frame rate to fit must be a positive number of frames a second, got {fps!r}")
+        self.fps, self.budget_ms = float(fps), 1e3 / fps * headroom
+        self.floor, self.window, self.step = max(floor, SCALE_RANGE[0]), window, step
+        self.samples: list[float] = []
+        self.ceiling = self.scale = None  # the scale it may not exceed, and the one it last set
+        self.memory, self.windows = memory, 0
+        self.too_slow: dict[float, int] = {}  # scale → the window in which it last ran over budget
+
+    def observe(self, stylizer: Stylizer, ms: float) -> float | None:
+        """One frame's stylize time; returns the new scale when it changed it."""
+        if stylizer.scale != self.scale:  # the first frame, or someone else moved the scale
+            self.ceiling = self.scale = stylizer.scale
+            self.samples.clear()
+        self.samples.append(ms)
+        if len(self.samples) < self.window:
+            return None
+        median = float(np.median(self.samples))
+        self.samples.clear()
+        self.windows += 1
+        ratio = self.budget_ms / median
+        if ratio < 1.0:
+            self.too_slow[self.scale] = self.windows
+        if 1.0 <= ratio < 1.5:
+            return None
+        wanted = math.floor(self.scale * math.sqrt(ratio) / self.step + 1e-9) * self.step
+        slow = [s for s, w in self.too_slow.items() if s > self.scale and self.windows - w < self.memory]
+        cap = min([self.ceiling, *(s - self.step for s in slow)])  # below any scale measured too slow lately
+        new = round(min(cap, max(min(self.floor, self.ceiling), wanted)), 4)
+        if new == self.scale or (ratio >= 1.0 and new < self.scale):  # headroom never lowers the scale
+            return None
+        log.info("fitting %.0f FPS: network scale %.2f → %.2f (stylize %.0f ms, budget %.0f ms)", self.fps,
+                 self.scale, new, median, self.budget_ms)
+        stylizer.scale = self.scale = new
+        return new
+
+
 @dataclass
 class PipelineStats:
     frames: int = 0
@@ -201,15 +253,18 @@ class Pipeline:
     """Run ``source`` through ``stylizer`` into ``sinks`` until the source ends, a sink stops it, or ``stop()``.
 
     ``source``: anything ``open_source`` takes, or an opened source. ``realtime`` (default: the source is live)
-    drops stale frames instead of queueing them; a file or folder run in real time is paced at its frame rate. Timings go to ``stylizer.timer``: read, pre, infer, post,
-    write, and ``latency`` (capture to sinks).
+    drops stale frames instead of queueing them; a file or folder run in real time is paced at its frame rate.
+    ``fit_fps`` (a number, or "source" for the source's own frame rate) lowers the network scale until
+    stylizing keeps up with that rate (``FitFrameRate``). Timings go to ``stylizer.timer``: read, pre, infer,
+    post, write, and ``latency`` (capture to sinks).
     """
 
     def __init__(self, source, stylizer: Stylizer, sinks: list, *, controls: Controls | None = None,
                  realtime: bool | None = None, max_frames: int | None = None, side_by_side: bool = False,
                  overlay: bool = False, reconnect_backoff: tuple[float, float] = (0.5, 8.0),
-                 max_reconnects: int | None = None):
+                 max_reconnects: int | None = None, fit_fps: float | str | None = None):
         self.source = open_source(source) if isinstance(source, (str, int, Path)) else source
+        self.fit = None if fit_fps is None else FitFrameRate(self.source.fps if fit_fps == "source" else fit_fps)
         self.stylizer, self.sinks, self.controls = stylizer, sinks, controls
         self.realtime = self.source.live if realtime is None else realtime
         self.max_frames, self.side_by_side, self.overlay = max_frames, side_by_side, overlay
@@ -285,6 +340,10 @@ class Pipeline:
                 log.warning("%s", e)
                 self.stop(str(e))
                 break
+            except Exception as e:  # noqa: BLE001 - a failing sink ends the run; it must not hang it
+                log.error("output failed: %s: %s", type(sink).__name__, e)
+                self.stop(f"output failed: {type(sink).__name__}: {e}")
+                break
             now = time.perf_counter()
             timer.add("write", (now - t0) * 1e3)
             timer.add("latency", (now - frame.t_capture) * 1e3)
@@ -316,7 +375,10 @@ class Pipeline:
                     self._frames_out.put(_END)
                     break
                 original = self.controls is not None and self.controls.show_original
+                t = time.perf_counter()
                 frame.stylized = frame.image if original else self.stylizer.stylize(frame.image)
+                if self.fit is not None and not original:
+                    self.fit.observe(self.stylizer, (time.perf_counter() - t) * 1e3)
                 label = self._label() if self.overlay else None
                 view = compose(frame, self.side_by_side, label, original)
                 if not self._frames_out.put((view, frame)):
