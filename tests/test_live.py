@@ -384,6 +384,16 @@ def test_fit_fps_lowers_the_scale_in_a_real_pipeline(tmp_path):
         assert stats.frames == 48 and s.scale == expect and p.fit.ceiling == 1.0
 
 
+def test_saving_the_look_while_fitting_keeps_the_users_scale_not_the_fitted_one(tmp_path, private_profile):
+    clip = small_clip(tmp_path, frames=24, size=(320, 240))
+    s = stylecam.Stylizer("candy_nano", backend="onnxruntime", threads=1)
+    controls = Controls(s)
+    Pipeline(str(clip), s, [CallbackSink(lambda view: None)], controls=controls, fit_fps=5000.0).run()
+    assert s.scale == 0.25  # fitted down
+    controls.handle("save")
+    assert stylecam.profile.Profile.load(private_profile).scale == 1.0
+
+
 @pytest.mark.parametrize("value", ["fast", "0", "-5", "nan", "inf"])
 def test_live_fit_fps_refuses_a_bad_value_before_writing_anything(value, tmp_path):
     out = tmp_path / "rec.mp4"

@@ -83,6 +83,7 @@ class Controls:
         self.styles = styles or bundled_styles()
         self.show_original, self.quit_requested = False, False
         self.screenshot_dir, self._screenshot = Path(screenshot_dir), False
+        self.fit: FitFrameRate | None = None  # set by a Pipeline that fits a frame rate: it owns the scale
 
     def state(self) -> dict:
         mix = self.stylizer.mix
@@ -95,9 +96,10 @@ class Controls:
         from .profile import Profile
 
         state = self.state()
+        scale = self.fit.ceiling if self.fit and self.fit.ceiling is not None else state["scale"]  # the user's
         profile = Profile.load(self.profile).update(
             style=self.stylizer.loading or self.stylizer.style, strength=state["strength"], mix=state["mix"],
-            mix_amount=state["mix_amount"], smoothing=state["smoothing"], scale=state["scale"])
+            mix_amount=state["mix_amount"], smoothing=state["smoothing"], scale=scale)
         return profile.save(self.profile)
 
     def _cycle(self, delta: int) -> str:
@@ -265,6 +267,8 @@ class Pipeline:
                  max_reconnects: int | None = None, fit_fps: float | str | None = None):
         self.source = open_source(source) if isinstance(source, (str, int, Path)) else source
         self.fit = None if fit_fps is None else FitFrameRate(self.source.fps if fit_fps == "source" else fit_fps)
+        if controls is not None:
+            controls.fit = self.fit
         self.stylizer, self.sinks, self.controls = stylizer, sinks, controls
         self.realtime = self.source.live if realtime is None else realtime
         self.max_frames, self.side_by_side, self.overlay = max_frames, side_by_side, overlay
