@@ -389,7 +389,7 @@ def test_saving_the_look_while_fitting_keeps_the_users_scale_not_the_fitted_one(
     s = stylecam.Stylizer("candy_nano", backend="onnxruntime", threads=1)
     controls = Controls(s)
     Pipeline(str(clip), s, [CallbackSink(lambda view: None)], controls=controls, fit_fps=5000.0).run()
-    assert s.scale == 0.25  # fitted down
+    assert s.scale == 0.25 and controls.state()["fit_fps"] == 5000.0  # fitted down; /status says why
     controls.handle("save")
     assert stylecam.profile.Profile.load(private_profile).scale == 1.0
 

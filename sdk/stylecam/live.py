@@ -89,7 +89,8 @@ class Controls:
         mix = self.stylizer.mix
         return {"style": self.stylizer.style, "loading": self.stylizer.loading, "strength": self.stylizer.strength,
                 "mix": mix[0] if mix else None, "mix_amount": mix[1] if mix else 0.0,
-                "smoothing": self.stylizer.smoothing, "scale": self.stylizer.scale, "original": self.show_original}
+                "smoothing": self.stylizer.smoothing, "scale": self.stylizer.scale, "original": self.show_original,
+                "fit_fps": self.fit.fps if self.fit else None}
 
     def save_profile(self) -> Path:
         """Store the current look in the user's profile (favourites are kept)."""
