@@ -9,7 +9,8 @@ from .profile import Profile, ProfileError
 from .styles import bundled_styles
 from .stylizer import Stylizer
 from .temporal import TemporalSmoother, WarpingError
+from .tiles import TileError
 
 __version__ = "0.1.0"
 __all__ = ["Stylizer", "Bundle", "BundleError", "FrameError", "load_bundle", "bundled_styles", "Pipeline", "stream",
-           "Profile", "ProfileError", "TemporalSmoother", "WarpingError", "__version__"]
+           "Profile", "ProfileError", "TemporalSmoother", "WarpingError", "TileError", "__version__"]
