@@ -255,17 +255,10 @@ def cmd_build(args) -> None:
         print(f"{precision}: {path}")
 
 
-def _has_variant(style: str, precision: str) -> bool:
-    """Whether a bundle holds this precision's model ("auto" always picks one it holds)."""
-    from .bundle import VARIANT_FILES
-    from .styles import resolve
-
-    return precision == "auto" or precision not in VARIANT_FILES or precision in resolve(style).variants
-
-
 def cmd_bench(args) -> None:
     from stylecam.benchmarks import harness, report, results
 
+    from .bundle import VARIANT_FILES
     from .styles import resolve
 
     if args.action == "report":
@@ -279,11 +272,13 @@ def cmd_bench(args) -> None:
         return bench_engines(args)
     sizes = _sizes(args.sizes or "480x640,720x1280")
     timing = {"warmup_s": args.warmup, "iters": args.iters}
-    pairs = [(style, precision) for style in args.models.split(",")
-             for precision in (args.precisions or "auto").split(",")]
-    missing = [pair for pair in pairs if not _has_variant(*pair)]
+    styles = args.models.split(",")
+    bundles = {style: resolve(style) for style in styles}
+    pairs = [(style, precision) for style in styles for precision in (args.precisions or "auto").split(",")]
+    # a precision the bundle lacks ("auto" always picks one it holds; unknown names fail in load_style)
+    missing = [(s, p) for s, p in pairs if p in VARIANT_FILES and p not in bundles[s].variants]
     for style, precision in missing:
-        why = resolve(style).manifest.get("variants", {}).get(precision, {}).get("status", "not exported")
+        why = bundles[style].manifest.get("variants", {}).get(precision, {}).get("status", "not exported")
         print(f"skipped: {style} has no {precision} model ({why})")
     cases = [harness.load_style(style, backend, precision, args.threads, smoothing, scale, tile)
              for style, precision in pairs if (style, precision) not in missing for backend in args.backends.split(",")
