@@ -226,11 +226,13 @@ def cmd_export(args) -> None:
 
 
 def _fit_fps(text: str) -> float | str:
+    if text == "source":
+        return text
     try:
-        fps = text if text == "source" else float(text)
+        fps = float(text)
     except ValueError:
-        fps = None
-    if fps is None or (fps != "source" and not 0 < fps < float("inf")):
+        fps = float("nan")
+    if not 0 < fps < float("inf"):  # NaN fails too
         raise argparse.ArgumentTypeError(f"takes a positive frame rate (e.g. 30) or 'source', got '{text}'")
     return fps
 

@@ -103,8 +103,9 @@ SCALE_RANGE = (0.1, 2.0)  # the network's resolution relative to the frame
 def check_scale(scale: float) -> float:
     s = float(scale)
     if not SCALE_RANGE[0] <= s <= SCALE_RANGE[1]:  # NaN fails too
-        raise ValueError(f"scale must be in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], the network's resolution relative to the frame (0.5: half the "
-                         f"width and height, strokes twice as large, about 4x less compute), got {scale}")
+        raise ValueError(f"scale must be in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], the network's resolution "
+                         "relative to the frame (0.5: half the width and height, strokes twice as large, about 4x "
+                         f"less compute), got {scale}")
     return s
 
 
