@@ -42,9 +42,12 @@ def test_realtime_slot_keeps_the_newest_and_counts_drops():
         assert slot.put(i)
     assert slot.get(timeout=0) == 4 and slot.dropped == 4
     slot.put(7)
-    slot.put(_END)
+    ender = threading.Thread(target=slot.put, args=(_END,))  # waits behind the last frame, does not replace it
+    ender.start()
+    assert slot.get(timeout=2) == 7
+    ender.join(timeout=2)
     slot.put(8)  # the end marker is never overwritten
-    assert slot.get(timeout=0) is _END
+    assert slot.get(timeout=0) is _END and slot.dropped == 4
 
 
 def test_keep_all_slot_blocks_the_producer_instead_of_dropping():

@@ -44,9 +44,10 @@ class Slot:
         self._cond = threading.Condition()
 
     def put(self, item) -> bool:
-        """Hand over ``item``; False once the slot is closed."""
+        """Hand over ``item``; False once the slot is closed. The end marker waits behind the last frame
+        instead of replacing it, so a source's last frame is always shown."""
         with self._cond:
-            if self.keep_all:
+            if self.keep_all or item is _END:
                 self._cond.wait_for(lambda: not self._full or self._closed)
             elif self._full and self._item is not _END:
                 self.dropped += 1
