@@ -9,7 +9,8 @@ from .results import RESULTS_DIR, device_slug, load_runs
 
 def _device_line(d: dict) -> str:
     gpu = d.get("gpu") or {}
-    parts = [f"CPU {d['cpu']} ({d['cores']} cores)", f"{d['os']}, Python {d['python']}"]
+    features = f", {' '.join(d['cpu_features'])}" if d.get("cpu_features") else ""
+    parts = [f"CPU {d['cpu']} ({d['cores']} cores{features})", f"{d['os']}, Python {d['python']}"]
     if gpu:
         parts.insert(1, f"GPU {gpu['name']} (compute {gpu['compute_capability']})")
     if d.get("jetson"):

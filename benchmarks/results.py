@@ -35,11 +35,25 @@ def cpu_model() -> str:
     return m.group(1).strip() if m else (platform.processor() or platform.machine())
 
 
+# what ONNX Runtime's CPU kernels dispatch on: the same CPU name with and without VNNI runs INT8 at other speeds
+# (and, with 8-bit weights, other accuracy: export/precision.py)
+SPEED_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
+X86_TIERS = (("avx512_vnni", "avx512-vnni"), ("avx_vnni", "avx-vnni"), ("avx512f", "avx512"), ("avx2", "avx2"))
+
+
+def cpu_features() -> list[str]:
+    """The speed-relevant instruction-set extensions this CPU reports (Linux /proc/cpuinfo; empty elsewhere)."""
+    info = _read("/proc/cpuinfo") or ""
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", info, re.M)
+    have = set(m.group(1).split()) if m else set()
+    return [f for f in SPEED_FEATURES if f in have]
+
+
 def device_block() -> dict:
     """What produced a number: CPU, GPU, driver, library versions, Jetson module and power mode."""
     from stylecam.export.engine import local_gpu
 
-    block = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+    block = {"cpu": cpu_model(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "machine": platform.machine(),
              "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
              "gpu": local_gpu(), "jetson": None,
              "versions": {d: _version(d) for d in ("onnxruntime", "onnxruntime-gpu", "opencv-python-headless",
@@ -54,8 +68,13 @@ def device_block() -> dict:
 
 
 def device_slug(block: dict) -> str:
+    """The results folder: the Jetson module, else the GPU, else the CPU with its x86 vector tier and cores
+    (a virtual machine's "AMD EPYC" is an AVX2 or an AVX-512 VNNI host). Runs from before ``cpu_features``
+    was recorded keep the name without the tier."""
+    features = block.get("cpu_features") or []
+    tier = next((name for flag, name in X86_TIERS if flag in features), None)
     name = (block["jetson"] or {}).get("module") or (block["gpu"] or {}).get("name") or \
-        f"{block['cpu']} {block['cores']}c"
+        " ".join([block["cpu"], *([tier] if tier else []), f"{block['cores']}c"])
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
 
 

@@ -116,6 +116,18 @@ def test_peer_output_is_a_frame_of_the_input_size():
     assert out.shape == (64, 96, 3) and out.dtype == np.uint8
 
 
+def test_device_folder_names_the_cpu_vector_tier():
+    import platform
+
+    vm = {"cpu": "AMD EPYC", "cores": 2, "gpu": None, "jetson": None}
+    assert results.device_slug(vm) == "amd-epyc-2c"  # runs saved before features were recorded
+    assert results.device_slug({**vm, "cpu_features": ["avx2"]}) == "amd-epyc-avx2-2c"
+    assert results.device_slug({**vm, "cpu_features": ["avx2", "avx512f", "avx512_vnni"]}) == "amd-epyc-avx512-vnni-2c"
+    assert results.device_slug({**vm, "cpu_features": ["asimddp"]}) == "amd-epyc-2c"  # ARM: the name says it
+    if platform.machine() == "x86_64" and results._read("/proc/cpuinfo"):
+        assert "avx2" in results.cpu_features()
+
+
 def test_device_block_and_results_database_and_report(tmp_path):
     device = results.device_block()
     assert device["cores"] >= 1 and device["cpu"] and "onnxruntime" in device["versions"]
