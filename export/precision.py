@@ -10,9 +10,10 @@ mixed model slower than plain FP16 on a GPU). INT8-CPU is the same quantizer in 
 provider runs fast: unsigned asymmetric activations (the frame's [0, 1] gets all 256 levels without the signed
 stem), int32 biases and an FP32 float part, which it fuses into integer ``QLinearConv`` nodes (the FP16 float part
 of INT8 it cannot fuse, and runs 5–7× slower than FP32). Its weights use 7 bits (``reduce_range``): an x86 CPU
-without VNNI (AVX2 only) adds pairs of uint8 × int8 products in int16, which saturates with 8-bit weights. On an
-AVX2 EPYC that cost candy 9 dB (37 → 28 dB against FP32) and udnie 15; 7-bit weights cost nothing measurable on
-either kind of CPU. TensorRT does not take its zero points. Since it exists
+without VNNI (AVX2 only) adds pairs of uint8 × int8 products in int16, which saturates with 8-bit weights: on an
+AVX2 EPYC they lost 10–14 dB (candy 37.1 → 27.2 dB against FP32, udnie 42.3 → 28.4). 7-bit weights give the same
+integers on every x86 CPU, at about 1 dB where 8 bits did not saturate (candy 36.3 dB). TensorRT does not take its
+zero points. Since it exists
 only to be faster, it also has to beat FP32 on the exporting CPU by ``MIN_CPU_SPEEDUP`` (small networks and mixed
 ones with many float islands may not), or it is not written.
 If INT8 everywhere misses the gate, some nodes stay in float, in one
