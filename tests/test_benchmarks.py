@@ -123,6 +123,8 @@ def test_device_folder_names_the_cpu_vector_tier():
     assert results.device_slug(vm) == "amd-epyc-2c"  # runs saved before features were recorded
     assert results.device_slug({**vm, "cpu_features": ["avx2"]}) == "amd-epyc-avx2-2c"
     assert results.device_slug({**vm, "cpu_features": ["avx2", "avx512f", "avx512_vnni"]}) == "amd-epyc-avx512-vnni-2c"
+    sapphire = {**vm, "cpu": "Intel(R) Xeon(R) Processor", "cpu_features": ["avx2", "avx512_vnni", "amx_int8"]}
+    assert results.device_slug(sapphire) == "intel-r-xeon-r-processor-amx-2c"
     assert results.device_slug({**vm, "cpu_features": ["asimddp"]}) == "amd-epyc-2c"  # ARM: the name says it
     if platform.machine() == "x86_64" and results._read("/proc/cpuinfo"):
         assert "avx2" in results.cpu_features()
