@@ -206,6 +206,17 @@ def test_shipped_int8_cpu_models_use_seven_bit_weights_and_tensorrt_ones_eight()
     assert int8_weight_range(STYLES_DIR / "candy" / "model.int8.onnx") == (-127, 127)  # GPUs take all 8 bits
 
 
+def test_this_cpu_computes_the_shipped_int8_cpu_image():
+    """The manifest's PSNR was measured on the exporting CPU; integer kernels of another x86 tier must agree."""
+    from stylecam.styles import STYLES_DIR
+
+    candy = load_bundle(STYLES_DIR / "candy")
+    measured = candy.manifest["variants"]["int8-cpu"]["accuracy"]
+    here = compare(candy, candy.model_file("int8-cpu"), images(shared("content"), measured["photos"],
+                                                                pattern="bsds_val_*"))
+    assert here["psnr_db"] == pytest.approx(measured["psnr_db"], abs=0.1), (here, measured)
+
+
 def test_int8_cpu_is_not_a_tensorrt_engine():
     from stylecam.styles import resolve
 
