@@ -35,6 +35,7 @@ import numpy as np
 
 from stylecam.backends.onnxrt import session_options
 from stylecam.bundle import VARIANT_FILES, Bundle
+from stylecam.export.cpu_kernels import for_cpu_kernels
 from stylecam.export.graph import conv_layers
 from stylecam.frames import from_tensor, to_tensor
 from stylecam.quality import psnr, ssim
@@ -276,6 +277,8 @@ def make_int8(bundle: Bundle, out: Path, calib_photos: list[np.ndarray], method:
         src.unlink(missing_ok=True)
     if scheme["float"] == "fp16":  # what is not INT8 runs in FP16, not FP32
         onnx.save(to_fp16(onnx.load(str(out))), str(out))
+    if precision == "int8-cpu":  # exact rewrites onto ONNX Runtime's fast integer kernels
+        onnx.save(for_cpu_kernels(onnx.load(str(out))), str(out))
 
 
 def _graph(path: Path):

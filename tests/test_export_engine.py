@@ -168,9 +168,39 @@ def test_int8_cpu_runs_as_integer_convolutions_on_the_cpu(eval_photos, tmp_path)
     ops = cpu_graph_ops(out, tmp_path)
     # every convolution and residual Add fused into integer kernels: one Q at the input, one DQ at the output
     assert ops["QLinearConv"] == 29 and ops["QLinearAdd"] == 5 and ops["QuantizeLinear"] == 1, ops
-    assert ops["Conv"] == 0 and ops["Cast"] == 0, ops
+    assert ops["Conv"] == 0 and ops["Cast"] == 0 and ops["Resize"] == 0 and ops["Slice"] == 1, ops  # cpu_kernels
     tensorrt_ops = cpu_graph_ops(candy.model_file("int8"), tmp_path)  # TensorRT's form: FP16 float part, nothing fused
     assert tensorrt_ops["QLinearConv"] == 0 and tensorrt_ops["Conv"] == 29
+
+
+def test_cpu_kernel_rewrites_give_the_same_uint8_tensors(tmp_path, monkeypatch):
+    import onnx
+    import onnxruntime as ort
+
+    from stylecam.export import cpu_kernels, precision
+    from stylecam.styles import resolve
+
+    candy = resolve("candy")
+    plain = tmp_path / "plain.onnx"
+    monkeypatch.setattr(precision, "for_cpu_kernels", lambda model: model)  # the quantizer's own Q/DQ graph
+    make_int8(candy, plain, images(shared("content"), 2, 128, "imagenet_*"), precision="int8-cpu")
+    model = onnx.load(str(plain))
+    onnx.save(cpu_kernels.for_cpu_kernels(model), str(tmp_path / "rewritten.onnx"))
+    padded, copied = cpu_kernels.pad_thin_convs(model), cpu_kernels.upsample_by_copies(model)
+    assert padded == ["node_conv2d_28"] and len(copied) == 2, (padded, copied)  # 32 → 3 channels; both ×2 upsamplings
+    x = np.random.default_rng(0).random((1, 3, 100, 132), np.float32)  # not a multiple of anything
+    run = {p: ort.InferenceSession(str(tmp_path / p), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+           for p in ("plain.onnx", "rewritten.onnx")}
+    assert run["plain.onnx"].shape == run["rewritten.onnx"].shape == (1, 3, 100, 132)
+    assert np.array_equal(run["plain.onnx"], run["rewritten.onnx"])  # bit for bit
+
+    requantized = onnx.load(str(plain))  # a Resize whose output gets another scale is not a copy: left alone
+    resize = next(n for n in requantized.graph.node if n.op_type == "Resize")
+    q = next(n for n in requantized.graph.node if n.op_type == "QuantizeLinear" and resize.output[0] in n.input)
+    requantized.graph.initializer.append(onnx.numpy_helper.from_array(np.array(0.5, np.float32), "other_scale"))
+    q.input[1] = "other_scale"
+    others = [n.name for n in requantized.graph.node if n.op_type == "Resize" and n is not resize]
+    assert cpu_kernels.upsample_by_copies(requantized) == others and len(others) == 1
 
 
 def test_int8_cpu_is_written_only_when_it_beats_fp32_here(eval_photos, tmp_path):
