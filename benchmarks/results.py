@@ -38,7 +38,8 @@ def cpu_model() -> str:
 # what ONNX Runtime's CPU kernels dispatch on: the same CPU name with and without VNNI runs INT8 at other speeds
 # (and, with 8-bit weights, other accuracy: export/precision.py)
 SPEED_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
-X86_TIERS = (("amx_int8", "amx"), ("avx512_vnni", "avx512-vnni"), ("avx_vnni", "avx-vnni"), ("avx512f", "avx512"), ("avx2", "avx2"))
+X86_TIERS = (("amx_int8", "amx"), ("avx512_vnni", "avx512-vnni"), ("avx_vnni", "avx-vnni"), ("avx512f", "avx512"),
+             ("avx2", "avx2"))
 
 
 def cpu_features() -> list[str]:

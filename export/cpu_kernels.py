@@ -28,6 +28,11 @@ def for_cpu_kernels(model):
     model = onnx.ModelProto.FromString(model.SerializeToString())
     pad_thin_convs(model)
     upsample_by_copies(model)
+    del model.graph.value_info[:]  # shapes from before the padding; ONNX Runtime infers them again
+    used = {i for n in model.graph.node for i in n.input}
+    kept = [t for t in model.graph.initializer if t.name in used]  # e.g. the Resize scales
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
     onnx.checker.check_model(model)
     return model
 

@@ -13,9 +13,9 @@ of INT8 it cannot fuse, and runs 5–7× slower than FP32). Its weights use 7 bi
 without VNNI (AVX2 only) adds pairs of uint8 × int8 products in int16, which saturates with 8-bit weights: on an
 AVX2 EPYC they lost 10–14 dB (candy 37.1 → 27.2 dB against FP32, udnie 42.3 → 28.4). 7-bit weights give the same
 integers on every x86 CPU, at about 1 dB where 8 bits did not saturate (candy 36.3 dB). TensorRT does not take its
-zero points. Since it exists
-only to be faster, it also has to beat FP32 on the exporting CPU by ``MIN_CPU_SPEEDUP`` (small networks and mixed
-ones with many float islands may not), or it is not written.
+zero points. Two exact graph rewrites (``cpu_kernels``) keep its last convolution and its upsampling on ONNX
+Runtime's fast integer kernels. Since it exists only to be faster, it also has to beat FP32 on the exporting
+CPU by ``MIN_CPU_SPEEDUP`` (small networks and mixed ones with many float islands may not), or it is not written.
 If INT8 everywhere misses the gate, some nodes stay in float, in one
 of two orders: the most sensitive first (each node put in INT8 alone, the rest float, and judged on calibration
 photos), or the decoder first (its residual stream spans ±220 in candy, against ±1 at the input). Bisection finds

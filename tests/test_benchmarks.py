@@ -159,15 +159,27 @@ def test_cli_bench_prints_a_table():
     assert "candy" in r.stdout and "32x48" in r.stdout and "median ms" in r.stdout
 
 
-def test_cli_bench_skips_a_precision_a_bundle_lacks_and_times_the_rest():
-    # candy_nano ships no INT8-CPU model (slower than FP32 on CPUs): one table for all styles still runs
-    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--models", "candy,candy_nano",
+def test_cli_bench_skips_a_precision_a_bundle_lacks_and_times_the_rest(tmp_path):
+    import shutil
+
+    from stylecam import load_bundle
+    from stylecam.bundle import write_manifest
+    from stylecam.styles import STYLES_DIR
+
+    slow = tmp_path / "slow"  # a bundle whose INT8-CPU lost the export's speed check: one table still runs
+    shutil.copytree(STYLES_DIR / "candy_nano", slow)
+    (slow / "model.int8-cpu.onnx").unlink()
+    manifest = load_bundle(slow, verify=False).manifest
+    manifest["variants"]["int8-cpu"] = {"status": "rejected by the speed check"}
+    manifest["files"].pop("model.int8-cpu.onnx")
+    write_manifest(slow, manifest)
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--models", f"candy,{slow}",
                         "--precisions", "fp32,int8-cpu", "--sizes", "32x48", "--iters", "2", "--warmup", "0",
                         "--threads", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "skipped: candy_nano has no int8-cpu model (rejected by the speed check)" in r.stdout
-    rows = [line.split()[:2] for line in r.stdout.splitlines() if "32x48" in line]
-    assert sorted(rows) == [["candy", "fp32"], ["candy", "int8-cpu"], ["candy_nano", "fp32"]]
+    assert f"skipped: {slow} has no int8-cpu model (rejected by the speed check)" in r.stdout
+    rows = [line.split()[1] for line in r.stdout.splitlines() if "32x48" in line]
+    assert sorted(rows) == ["fp32", "fp32", "int8-cpu"], r.stdout
 
 
 def test_kernel_benchmark_rows_and_their_report_table(tmp_path):
