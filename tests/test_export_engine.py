@@ -13,7 +13,7 @@ from stylecam import Stylizer, load_bundle
 from stylecam.bundle import write_manifest
 
 pytest.importorskip("onnxruntime.quantization")
-from stylecam.export.precision import (GATE_DB, SEARCH_MARGIN_DB, GateError, build_variant,  # noqa: E402
+from stylecam.export.precision import (FLICKER_GATE, GATE_DB, SEARCH_MARGIN_DB, GateError, build_variant,  # noqa: E402
                                        check_gate, compare, conv_macs, export_variants,
                                        extreme_inputs_finite, images,
                                        int8_convs, make_int8, quantized_nodes, signed_input)
@@ -219,10 +219,24 @@ def test_int8_cpu_is_written_only_when_it_beats_fp32_here(eval_photos, tmp_path)
         record = build_variant(candy, "int8-cpu", tmp_path, eval_photos[:2], calib)
         assert record["cpu_speedup_vs_fp32"] >= MIN_CPU_SPEEDUP and (tmp_path / record["file"]).is_file()
         assert record["status"] == "passed" and record["int8_mac_share"] == 1.0
+        assert record["flicker_vs_fp32"] <= FLICKER_GATE
     except GateError as e:
         assert e.record["cpu_speedup_vs_fp32"] < MIN_CPU_SPEEDUP and "FP32 stays" in str(e)
         assert e.record["status"] == "rejected by the speed check"
         assert not (tmp_path / "model.int8-cpu.onnx").exists()
+
+
+def test_int8_cpu_must_not_flicker_much_more_than_fp32():
+    from stylecam.export.precision import check_flicker, flicker_ratio
+    from stylecam.styles import resolve
+
+    candy = resolve("candy")
+    assert flicker_ratio(candy, candy.model_file("fp32"), frames=4) == 1.0  # itself, frame for frame
+    # TensorRT's INT8 form (symmetric, FP16 float part) against FP32 on the CPU: rounding that moves between frames
+    assert flicker_ratio(candy, candy.model_file("int8"), frames=8) > 1.0
+    with pytest.raises(GateError, match="1.4× FP32's flicker on the demo clip, above the 1.25× gate"):
+        check_flicker("candy_nano", 1.4)
+    check_flicker("candy", 1.14)
 
 
 def test_shipped_int8_cpu_models_use_seven_bit_weights_and_tensorrt_ones_eight():
@@ -287,6 +301,7 @@ def test_shipped_styles_carry_their_measured_variants():
         assert (cpu["status"] == "passed") == ("int8-cpu" in load_bundle(STYLES_DIR / name).variants), name
         if cpu["status"] == "passed":
             assert cpu["accuracy"]["psnr_db"] >= 30 and cpu["cpu_speedup_vs_fp32"] >= 1.1, name
+            assert cpu["flicker_vs_fp32"] <= FLICKER_GATE, name
         else:
             assert "message" in cpu and not (STYLES_DIR / name / "model.int8-cpu.onnx").exists(), name
 
