@@ -168,10 +168,10 @@ def test_cli_bench_skips_a_precision_a_bundle_lacks_and_times_the_rest(tmp_path)
 
     slow = tmp_path / "slow"  # a bundle whose INT8-CPU lost the export's speed check: one table still runs
     shutil.copytree(STYLES_DIR / "candy_nano", slow)
-    (slow / "model.int8-cpu.onnx").unlink()
+    (slow / "model.int8-cpu.onnx").unlink(missing_ok=True)
     manifest = load_bundle(slow, verify=False).manifest
     manifest["variants"]["int8-cpu"] = {"status": "rejected by the speed check"}
-    manifest["files"].pop("model.int8-cpu.onnx")
+    manifest["files"].pop("model.int8-cpu.onnx", None)
     write_manifest(slow, manifest)
     r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--models", f"candy,{slow}",
                         "--precisions", "fp32,int8-cpu", "--sizes", "32x48", "--iters", "2", "--warmup", "0",
