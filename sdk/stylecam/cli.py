@@ -213,10 +213,10 @@ def cmd_export(args) -> None:
                  f"{m['float_convs']} of {m['of_convs']} convolutions among them, "
                  f"{m['int8_mac_share']:.0%} of the MACs in INT8; INT8 everywhere gave "
                  f"{m['int8_everywhere_psnr_db']} dB)") if m else ""
-        speed = f", {v['flicker_vs_fp32']}× FP32's flicker" if "flicker_vs_fp32" in v else ""
-        speed += f", {v['cpu_speedup_vs_fp32']}× FP32's speed here" if "cpu_speedup_vs_fp32" in v else ""
+        cpu = f", {v['flicker_vs_fp32']}× FP32's flicker" if "flicker_vs_fp32" in v else ""
+        cpu += f", {v['cpu_speedup_vs_fp32']}× FP32's speed here" if "cpu_speedup_vs_fp32" in v else ""
         print(f"{p}: {v['status']}: PSNR {acc.get('psnr_db')} dB, SSIM {acc.get('ssim')}, max abs error "
-              f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){mixed}{speed}")
+              f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){mixed}{cpu}")
         if v["status"] != "passed":
             failed.append(f"{p} {v['status']}")
             print(f"  {v.get('message', '')}")
