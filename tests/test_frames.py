@@ -25,6 +25,18 @@ def test_post_clamps_and_blends():
     np.testing.assert_array_equal(from_tensor(out, frame, 0.0), frame)
 
 
+@pytest.mark.parametrize("strength", [1.0, 0.3, 0.0])
+def test_post_matches_the_formula_on_any_output(strength):
+    rng = np.random.default_rng(7)
+    out = (rng.random((1, 3, 37, 53)) * 1.6 - 0.3).astype(np.float16)  # FP16, beyond [0, 1] both ways
+    frame = rng.integers(0, 256, (29, 45, 3), dtype=np.uint8)
+    rgb = np.clip(out[0, :, 4:33, 4:49].astype(np.float64), 0, 1)  # the frame's area after a 4-pixel margin
+    want = np.rint(strength * rgb[::-1].transpose(1, 2, 0) * 255 + (1 - strength) * frame)
+    got = from_tensor(out, frame, strength, 4)
+    assert got.shape == frame.shape and got.dtype == np.uint8 and got.flags.c_contiguous
+    assert np.abs(got - want).max() <= (0 if strength in (0.0, 1.0) else 1)  # ties may round either way
+
+
 @pytest.mark.parametrize("bad,expect", [
     (np.zeros((4, 4, 3), np.float32), "uint8"),
     (np.zeros((4, 4, 3), np.uint16), "uint8"),
