@@ -17,6 +17,14 @@ def test_pre_post_round_trip_is_exact(h, w, margin):
     np.testing.assert_array_equal(from_tensor(x, frame, 1.0, margin), frame)
 
 
+@pytest.mark.parametrize("h,w", [(2, 3), (17, 40), (481, 639)])
+def test_pre_pads_by_mirroring_the_edge(h, w):
+    frame = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ph, pw = padded_size(h, w, 4, 16)
+    want = np.pad(frame, ((16, ph - h - 16), (16, pw - w - 16), (0, 0)), mode="symmetric")[:, :, ::-1]
+    np.testing.assert_array_equal(to_tensor(frame, 4, 16)[0], want.transpose(2, 0, 1) * np.float32(1 / 255))
+
+
 def test_post_clamps_and_blends():
     frame = np.full((2, 2, 3), 100, np.uint8)
     out = np.full((1, 3, 4, 4), 2.0, np.float32)  # out of range: clamps to white
