@@ -21,11 +21,13 @@ def cmd_styles(args) -> None:
     from .bundle import load_bundle
     from .styles import STYLES_DIR, bundled_styles
 
-    for name in bundled_styles():
-        bundle = load_bundle(STYLES_DIR / name, verify=False)
+    bundles = {name: load_bundle(STYLES_DIR / name, verify=False) for name in bundled_styles()}
+    name_w = max(map(len, bundles), default=0)
+    title_w = max((len(b.manifest.get("title", "")) for b in bundles.values()), default=0)
+    for name, bundle in bundles.items():
         m, arch = bundle.manifest, bundle.manifest.get("architecture", {})
-        print(f"{name:<16} {m.get('title', ''):<24} {arch.get('name', '?'):<8} "
-              f"{arch.get('params', 0) / 1e3:7.0f}K params  variants: {', '.join(bundle.variants)}")
+        print(f"{name:<{name_w}}  {m.get('title', ''):<{title_w}}  {arch.get('name', '?'):<6} "
+              f"{arch.get('params', 0) / 1e3:5.0f}K params  variants: {', '.join(bundle.variants)}")
 
 
 def cmd_backends(args) -> None:
