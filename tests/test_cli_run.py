@@ -85,3 +85,12 @@ def test_run_refuses_outputs_that_would_lose_something(tmp_path):
         assert r.returncode != 0 and says in r.stderr, (args, r.stderr)
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "b.png", "broken.jpg"]  # nothing touched
     assert not (tmp_path / "b.png").exists()
+
+
+def test_styles_lists_every_bundled_style_in_aligned_columns():
+    from stylecam import bundled_styles
+
+    lines = subprocess.run([*CLI, "styles"], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [line.split()[0] for line in lines] == bundled_styles()
+    assert len({line.index("params") for line in lines}) == 1, lines  # one column, however long a title
+    assert "int8-cpu" in lines[bundled_styles().index("candy")]
