@@ -41,8 +41,6 @@ class _Graph:
     """Producers, consumers and initializers of a graph, for pattern matching."""
 
     def __init__(self, graph):
-        from onnx import numpy_helper
-
         self.graph = graph
         self.producer = {o: n for n in graph.node for o in n.output}
         self.consumers: dict[str, list] = {}
@@ -50,7 +48,17 @@ class _Graph:
             for i in n.input:
                 self.consumers.setdefault(i, []).append(n)
         self.inits = {t.name: t for t in graph.initializer}
-        self.array = lambda name: numpy_helper.to_array(self.inits[name]) if name in self.inits else None
+
+    def array(self, name: str) -> np.ndarray | None:
+        """An initializer's values, or None where ``name`` is computed."""
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(self.inits[name]) if name in self.inits else None
+
+    def same_constants(self, a: list[str], b: list[str]) -> bool:
+        """Whether two lists of tensor names hold equal constant values, pair by pair."""
+        values = [(self.array(x), self.array(y)) for x, y in zip(a, b)]
+        return all(x is not None and y is not None and np.array_equal(x, y) for x, y in values)
 
     def only_consumer(self, tensor: str, op_type: str):
         users = self.consumers.get(tensor, [])
@@ -143,9 +151,8 @@ def upsample_by_copies(model) -> list[str]:
         if (k is None or dq is None or dq.op_type != "DequantizeLinear" or q is None
                 or g.only_consumer(dq.output[0], "Resize") is None):
             continue
-        same = [g.array(a) for a in dq.input[1:3]], [g.array(a) for a in q.input[1:3]]
-        if any(a is None or b is None or not np.array_equal(a, b) for a, b in zip(*same)):
-            continue  # requantized to another scale: not a pure copy
+        if not g.same_constants(dq.input[1:3], q.input[1:3]):
+            continue  # requantized to another scale or zero point: not a pure copy
         p = resize.name
         nodes = [
             helper.make_node("Transpose", [dq.input[0]], [f"{p}_nhwc"], perm=[0, 2, 3, 1]),
