@@ -302,6 +302,18 @@ def test_csi_pipeline_string_for_jetson():
     assert p.endswith("appsink drop=true max-buffers=1 sync=false")
 
 
+def test_a_gstreamer_source_says_what_is_missing():
+    from stylecam.sources import has_gstreamer
+
+    if has_gstreamer():  # a GStreamer build (JetPack's OpenCV): an element that does not exist fails to start
+        with pytest.raises(SourceError, match="GStreamer could not start"):
+            open_source("nosuchelement ! appsink")
+    else:  # pip's wheels: the fix is named instead of "could not open"
+        for spec in ("csi", "videotestsrc ! appsink"):
+            with pytest.raises(SourceError, match="built without GStreamer.*system-site-packages"):
+                open_source(spec)
+
+
 def test_missing_source_says_what_it_accepts():
     with pytest.raises(SourceError, match="camera index"):
         open_source("/no/such/clip.mp4")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -30,6 +31,20 @@ def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: 
             "videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false")
 
 
+def has_gstreamer() -> bool:
+    """Whether this OpenCV was built with GStreamer: JetPack's is, pip's opencv-python wheels are not."""
+    return re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) is not None
+
+
+def check_gstreamer(spec: str) -> None:
+    if not has_gstreamer():
+        raise SourceError(
+            f"{spec}: this OpenCV ({cv2.__version__}, {Path(cv2.__file__).parent}) was built without GStreamer, "
+            "which GStreamer pipelines and csi cameras need; pip's opencv-python wheels lack it. On a Jetson, use "
+            "JetPack's OpenCV: pip uninstall opencv-python opencv-python-headless, in a virtualenv made with "
+            "--system-site-packages (README: Jetson)")
+
+
 class CaptureSource:
     """Anything cv2.VideoCapture opens. ``loop`` restarts a file at its end."""
 
@@ -49,7 +64,13 @@ class CaptureSource:
 
     def open(self) -> None:
         self.close()
+        if self.api == cv2.CAP_GSTREAMER:
+            check_gstreamer(self.spec)
         cap = cv2.VideoCapture(self._target(), self.api)
+        if not cap.isOpened() and self.api == cv2.CAP_GSTREAMER:
+            raise SourceError(f"{self.spec}: GStreamer could not start this pipeline (try it with gst-launch-1.0, "
+                              "appsink replaced by fakesink; for csi: is the camera connected, nvargus-daemon "
+                              "running?)")
         if not cap.isOpened():
             raise SourceError(f"{self.spec}: OpenCV could not open it (unsupported codec, busy or missing camera, "
                               "or unreachable URL)")
