@@ -11,11 +11,13 @@ device or profile, or a truncated or modified engine makes it stale: it is rebui
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -28,6 +30,8 @@ from stylecam.frames import padded_size
 log = logging.getLogger("stylecam")
 SIDECAR_VERSION = 1
 DEFAULT_SHAPES = ((1, 1), (720, 1280), (1080, 1920))  # any frame up to 1080p; optimized for 720p
+CU_COMPUTE_CAPABILITY_MAJOR, CU_COMPUTE_CAPABILITY_MINOR = 75, 76  # CUdevice_attribute (cuda.h)
+MIN_TENSORRT = 10  # strongly typed networks, named I/O tensors, execute_async_v3
 
 
 class EngineError(RuntimeError):
@@ -38,9 +42,13 @@ def tensorrt():
     """(module, flavor): full TensorRT when installed, else TensorRT-RTX; EngineError if neither is."""
     for name, flavor in (("tensorrt", "tensorrt"), ("tensorrt_rtx", "rtx")):
         try:
-            return importlib.import_module(name), flavor
+            module = importlib.import_module(name)
         except ImportError:
             continue
+        if flavor == "tensorrt" and int(module.__version__.split(".")[0]) < MIN_TENSORRT:
+            raise EngineError(f"TensorRT {module.__version__} is too old: stylecam needs TensorRT {MIN_TENSORRT} or "
+                              "newer (on a Jetson: JetPack 6 or later); the onnxruntime backend runs without it")
+        return module, flavor
     raise EngineError("neither tensorrt nor tensorrt_rtx is installed: pip install 'stylecam[tensorrt]' "
                       "(on Jetson, TensorRT comes with JetPack)")
 
@@ -51,16 +59,40 @@ def cache_dir() -> Path:
 
 
 def local_gpu() -> dict | None:
-    """Name and compute capability of GPU 0, from nvidia-smi (None without a GPU or driver)."""
+    """Name and compute capability of GPU 0 (None without a GPU or driver): from the CUDA driver, which a Jetson
+    has too, else from nvidia-smi."""
+    return driver_gpu() or smi_gpu()
+
+
+def driver_gpu() -> dict | None:
+    try:
+        cuda = ctypes.CDLL("nvcuda.dll" if os.name == "nt" else "libcuda.so.1")
+    except OSError:
+        return None
+    dev, major, minor, name = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.create_string_buffer(256)
+    if (cuda.cuInit(0) or cuda.cuDeviceGet(ctypes.byref(dev), 0) or cuda.cuDeviceGetName(name, 256, dev)
+            or cuda.cuDeviceGetAttribute(ctypes.byref(major), CU_COMPUTE_CAPABILITY_MAJOR, dev)
+            or cuda.cuDeviceGetAttribute(ctypes.byref(minor), CU_COMPUTE_CAPABILITY_MINOR, dev)):
+        return None  # a CUresult other than CUDA_SUCCESS (0): no usable GPU
+    return {"name": name.value.decode(errors="replace"), "compute_capability": f"{major.value}.{minor.value}"}
+
+
+def smi_gpu() -> dict | None:
     if not shutil.which("nvidia-smi"):
         return None
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout.splitlines()[0]
-    except (subprocess.SubprocessError, IndexError, OSError):
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
         return None
-    name, cc = (s.strip() for s in out.split(","))
-    return {"name": name, "compute_capability": cc}
+    return parse_smi(out)
+
+
+def parse_smi(out: str) -> dict | None:
+    """nvidia-smi's "name, compute_cap" line; None where a field is missing or "[N/A]" (as some Jetsons print)."""
+    line = out.splitlines()[0] if out.strip() else ""
+    name, _, cc = (f.strip() for f in line.rpartition(","))
+    return {"name": name, "compute_capability": cc} if name and re.fullmatch(r"\d+\.\d+", cc) else None
 
 
 def device_target(flavor: str, sm: str | None) -> dict:

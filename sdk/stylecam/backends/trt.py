@@ -22,6 +22,12 @@ def unavailable_reason() -> str | None:
     if not any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx")):
         return ("neither tensorrt nor tensorrt_rtx is installed (Jetson: it comes with JetPack; "
                 "desktop: pip install 'stylecam[tensorrt]')")
+    from stylecam.export.engine import EngineError, tensorrt
+
+    try:
+        tensorrt()
+    except EngineError as e:  # too old a TensorRT
+        return str(e)
     if importlib.util.find_spec("pycuda") is None:
         return "pycuda is not installed (pip install pycuda on a machine with a CUDA driver)"
     try:
