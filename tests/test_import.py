@@ -8,6 +8,13 @@ def test_import_stylecam_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_without_opencv_the_import_says_how_to_get_it():
+    code = "import sys; sys.modules['cv2'] = None; import stylecam"  # None in sys.modules: cv2 fails to import
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "pip install opencv-python-headless" in out.stderr and "--system-site-packages" in out.stderr
+
+
 def test_bundled_styles_are_listed():
     from stylecam import bundled_styles
 

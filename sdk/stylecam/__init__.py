@@ -2,6 +2,13 @@
 
 The runtime imports only NumPy, OpenCV and (lazily) the chosen backend; never torch at import time.
 """
+try:
+    import cv2  # noqa: F401
+except ImportError as e:  # on Linux ARM the install leaves OpenCV to the system (pyproject: a Jetson's has GStreamer)
+    raise ImportError("stylecam needs OpenCV's Python module (cv2): pip install opencv-python-headless; on a Jetson, "
+                      "use JetPack's (apt install python3-opencv; a virtualenv sees it when made with "
+                      "--system-site-packages)") from e
+
 from .bundle import Bundle, BundleError, load_bundle
 from .frames import FrameError
 from .live import Pipeline, stream
