@@ -114,6 +114,16 @@ def test_eval_judges_a_peer_by_the_same_metrics_and_flicker(tmp_path):
     assert peer_row.split()[-1] == "–" and float(peer_row.split()[-2]) > 0  # no runtime smoothing for a peer
 
 
+def test_a_peer_with_a_second_input_is_refused_at_load_with_its_inputs_named(tmp_path):
+    x, style = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, "h", "w"]) for n in ("content", "style"))
+    graph = helper.make_graph([helper.make_node("Add", ["content", "style"], ["y"])], "adain", [x, style],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])])
+    path = tmp_path / "adain.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ValueError, match=r"takes 2 inputs \(content, style\).*fixed"):
+        Peer(path, threads=1)
+
+
 def stride4_peer(path, channels=3):
     """(x + nearest-upsampled 4×4 average) / 2 in RGB 0..1: an Add that only lines up at multiples of 4."""
     nodes = [helper.make_node("AveragePool", ["x"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),

@@ -78,7 +78,12 @@ class Peer:
                                                 providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{self.path}: ONNX Runtime could not load this peer ({e})") from e
-        inp = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ValueError(f"{self.path}: it takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+                             "a peer is a feed-forward style network that takes one image (an arbitrary-style "
+                             "network, e.g. AdaIN, also takes the painting: export it with that input fixed)")
+        inp = inputs[0]
         self.input = inp.name
         dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
         if inp.type not in dtypes:
