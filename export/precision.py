@@ -102,6 +102,33 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
 
 
+@functools.cache
+def fp16_quantize_rounds() -> bool:
+    """Whether this ONNX Runtime rounds a float16 QuantizeLinear to nearest, as ONNX and TensorRT do. Its CPU
+    kernel truncated toward zero before 1.30 (microsoft/onnxruntime#18576, fixed by #32452): there the gate
+    would judge that bug, not TensorRT's numbers (candy's INT8: 22.8 dB on ONNX Runtime 1.18–1.29, 37.9 on 1.30)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    consts = [helper.make_tensor("scale", TensorProto.FLOAT16, [], [0.1]),
+              helper.make_tensor("zero", TensorProto.INT8, [], [0])]
+    graph = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"])], "probe",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2])],
+                              [helper.make_tensor_value_info("q", TensorProto.INT8, [2])], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": np.array([0.07, -0.07], np.float16)})[0].tolist() == [1, -1]  # 0.7 steps
+
+
+def check_fp16_quantize() -> None:
+    if not fp16_quantize_rounds():
+        import onnxruntime as ort
+
+        raise RuntimeError(f"ONNX Runtime {ort.__version__} truncates float16 QuantizeLinear (fixed in 1.30), so it "
+                           "cannot judge the TensorRT INT8 variant: pip install 'onnxruntime>=1.30' (Python 3.11 "
+                           "or newer) and export again; fp16 and int8-cpu do not depend on it")
+
+
 def _stylize(sess, bundle: Bundle, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 frame, raw output) of one ONNX session on one photo, as the runtime computes them."""
     inp = sess.get_inputs()[0]
@@ -441,6 +468,8 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
     else:
         if not calib_photos:
             raise ValueError("INT8 needs calibration photos (--calib FOLDER)")
+        if precision == "int8":
+            check_fp16_quantize()
         quantize = functools.partial(make_int8, bundle, out, calib_photos, method, precision=precision,
                                      calibration_cache=Path(out_dir) / f".calibration.{precision}.json")
         quantize()
@@ -475,6 +504,8 @@ def export_variants(bundle: Bundle, precisions: list[str], eval_photos: list[np.
                     calib_photos: list[np.ndarray] | None = None, method: str = "percentile") -> dict:
     """Build and gate every asked-for variant in a scratch folder; move each into the bundle once it passes.
     Returns {precision: record}; a rejected variant's record says so and its file is not written."""
+    if "int8" in precisions:
+        check_fp16_quantize()  # before any variant is written
     records = {}
     with tempfile.TemporaryDirectory(dir=bundle.path, prefix=".export") as tmp:
         for p in precisions:
