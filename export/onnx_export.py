@@ -13,6 +13,7 @@ from stylecam.train.data import read_rgb
 from stylecam.train.models import fold_batchnorm, load_generator
 
 OPSET = 18
+IR_VERSION = 10  # ONNX Runtime 1.18 and later load it; Python 3.10 (JetPack 6) gets ONNX Runtime 1.23 at most
 PARITY_TOLERANCE = 1e-3
 
 
@@ -27,6 +28,7 @@ def _export(model: torch.nn.Module, path: Path, stride: int) -> None:
                                 input_names=["x"], output_names=["y"], optimize=True, verbose=False)
     for node in program.model.graph:  # stack traces name the exporting machine's files: not reproducible
         node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)
+    program.model.ir_version = IR_VERSION  # not the newest the installed onnx knows
     program.save(str(path))
 
 

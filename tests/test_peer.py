@@ -119,7 +119,7 @@ def test_a_peer_with_a_second_input_is_refused_at_load_with_its_inputs_named(tmp
     graph = helper.make_graph([helper.make_node("Add", ["content", "style"], ["y"])], "adain", [x, style],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])])
     path = tmp_path / "adain.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), str(path))
     with pytest.raises(ValueError, match=r"takes 2 inputs \(content, style\).*fixed"):
         Peer(path, threads=1)
 
@@ -135,7 +135,7 @@ def stride4_peer(path, channels=3):
     graph = helper.make_graph(nodes, "stride4", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
                                                                               [1, channels, "h", "w"])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, "h", "w"])], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), str(path))
     return path
 
 

@@ -54,7 +54,7 @@ def test_a_network_that_sees_the_whole_frame_is_refused(tmp_path):
     graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
                                helper.make_node("Sub", ["x", "m"], ["y"])], "global", [x], [y], [axes])
     path = tmp_path / "global.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), path)
     with pytest.raises(TileError, match="cannot be tiled"):
         receptive_radius(path, 4)
 
