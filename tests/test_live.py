@@ -302,6 +302,21 @@ def test_csi_pipeline_string_for_jetson():
     assert p.endswith("appsink drop=true max-buffers=1 sync=false")
 
 
+def test_opencv_build_reads_what_it_can_capture_from_and_show():
+    from stylecam.sources import opencv_build
+
+    jetpack = ("  GUI:                           GTK3\n  Video I/O:\n    FFMPEG:                      YES\n"
+               "    GStreamer:                   YES (1.20.3)\n    v4l/v4l2:                    YES (linux/videodev2.h)\n")
+    assert opencv_build(jetpack) == {"GStreamer": True, "FFmpeg": True, "V4L2": True, "window": True}
+    headless = jetpack.replace("GTK3", "NONE").replace("YES (1.20.3)", "NO")
+    assert opencv_build(headless) == {"GStreamer": False, "FFmpeg": True, "V4L2": True, "window": False}
+    here = opencv_build()  # this OpenCV: the CLI says the same
+    out = subprocess.run([sys.executable, "-m", "stylecam.cli", "backends"], capture_output=True, text=True,
+                         check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("opencv"))
+    assert f"GStreamer {'yes' if here['GStreamer'] else 'no'}" in line and cv2.__version__ in line
+
+
 def test_a_gstreamer_source_says_what_is_missing():
     from stylecam.sources import has_gstreamer
 

@@ -37,6 +37,20 @@ def cmd_backends(args) -> None:
     for name, status in available().items():
         print(f"{name:<12} {'ok' if status['ok'] else 'unavailable: ' + status['why']}")
     print(f"{'pre/post':<12} {backend().name}: {backend().reason}")
+    print(f"{'opencv':<12} {cv2_summary()}")
+
+
+def cv2_summary() -> str:
+    """OpenCV's version and what it can capture from and show, with the fix for what a user will miss."""
+    import cv2
+
+    from .sources import opencv_build
+
+    hints = {"GStreamer": "csi cameras and GStreamer pipelines need it; README: Jetson",
+             "window": "headless: --http or --output, or pip install opencv-python"}
+    parts = [f"{k} {'yes' if ok else 'no'}" + ("" if ok or k not in hints else f" ({hints[k]})")
+             for k, ok in opencv_build().items()]
+    return f"{cv2.__version__}: " + ", ".join(parts)
 
 
 def _look(args):

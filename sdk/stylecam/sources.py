@@ -31,9 +31,21 @@ def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: 
             "videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false")
 
 
+def opencv_build(info: str | None = None) -> dict[str, bool]:
+    """What this OpenCV can capture from and show, from its build information: GStreamer (JetPack's OpenCV has
+    it, pip's wheels do not), FFmpeg (files, RTSP), V4L2 (Linux cameras) and a window (not the headless wheel)."""
+    info = cv2.getBuildInformation() if info is None else info
+
+    def built(key: str) -> bool:
+        m = re.search(rf"^\s*{key}:\s*(\S+)", info, re.MULTILINE)
+        return bool(m) and m.group(1).upper() not in ("NO", "NONE")
+
+    return {"GStreamer": built("GStreamer"), "FFmpeg": built("FFMPEG"), "V4L2": built("v4l/v4l2"),
+            "window": built("GUI")}
+
+
 def has_gstreamer() -> bool:
-    """Whether this OpenCV was built with GStreamer: JetPack's is, pip's opencv-python wheels are not."""
-    return re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) is not None
+    return opencv_build()["GStreamer"]
 
 
 def check_gstreamer(spec: str) -> None:
