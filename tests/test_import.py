@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_import_stylecam_does_not_import_torch():
     code = "import sys, stylecam; s = stylecam.Stylizer; print('torch' in sys.modules)"
@@ -13,6 +15,23 @@ def test_without_opencv_the_import_says_how_to_get_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode != 0
     assert "pip install opencv-python-headless" in out.stderr and "--system-site-packages" in out.stderr
+
+
+def test_auto_says_why_a_gpu_it_finds_goes_unused(monkeypatch, caplog):
+    import logging
+
+    from stylecam import backends
+    from stylecam.export import engine
+
+    if backends.available()["tensorrt"]["ok"]:
+        pytest.skip("TensorRT runs here: auto takes the GPU")
+    caplog.set_level(logging.WARNING, logger="stylecam")
+    monkeypatch.setattr(engine, "local_gpu", lambda: None)  # no GPU: nothing to say
+    assert backends.create("auto").name == "onnxruntime" and not caplog.records
+    monkeypatch.setattr(engine, "local_gpu", lambda: {"name": "NVIDIA Orin", "compute_capability": "8.7"})
+    assert backends.create("auto").name == "onnxruntime"  # a GPU it cannot use: the reason, and the fallback
+    why = backends.available()["tensorrt"]["why"]
+    assert caplog.records and f"NVIDIA Orin found, but the tensorrt backend cannot run: {why}" in caplog.text
 
 
 def test_bundled_styles_are_listed():

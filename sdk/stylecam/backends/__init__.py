@@ -7,6 +7,7 @@ result has the same shape. Heavy imports happen inside each module, so ``import 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..bundle import Bundle
 # name → module; "auto" tries them in this order (fastest first).
 _MODULES = {"tensorrt": "trt", "torch": "pytorch", "onnxruntime": "onnxrt"}
 AUTO_ORDER = ("tensorrt", "onnxruntime")
+log = logging.getLogger("stylecam")
 
 
 class BackendUnavailable(RuntimeError):
@@ -56,12 +58,24 @@ def available() -> dict[str, dict]:
     return out
 
 
+def _warn_if_a_gpu_idles(why: str) -> None:
+    """A GPU that ``auto`` cannot use is worth a line: otherwise the frames are just slow, with no reason given."""
+    from stylecam.export.engine import local_gpu
+
+    gpu = local_gpu()
+    if gpu:
+        log.warning("%s found, but the tensorrt backend cannot run: %s; running on the CPU instead", gpu["name"], why)
+
+
 def create(name: str = "auto", **options) -> Backend:
     """A backend instance; ``auto`` picks the first that can run here."""
     if name == "auto":
         for candidate in AUTO_ORDER:
-            if _module(candidate).unavailable_reason() is None:
+            why = _module(candidate).unavailable_reason()
+            if why is None:
                 return _module(candidate).create(**options)
+            if candidate == "tensorrt":
+                _warn_if_a_gpu_idles(why)
         raise BackendUnavailable(f"no backend can run here: {available()}")
     mod = _module(name)
     why = mod.unavailable_reason()
