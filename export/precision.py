@@ -115,7 +115,7 @@ def fp16_quantize_rounds() -> bool:
     graph = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"])], "probe",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2])],
                               [helper.make_tensor_value_info("q", TensorProto.INT8, [2])], consts)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=10)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {"x": np.array([0.07, -0.07], np.float16)})[0].tolist() == [1, -1]  # 0.7 steps
 

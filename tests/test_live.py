@@ -318,9 +318,9 @@ def test_opencv_build_reads_what_it_can_capture_from_and_show():
 
 
 def test_a_gstreamer_source_says_what_is_missing():
-    from stylecam.sources import has_gstreamer
+    from stylecam.sources import opencv_build
 
-    if has_gstreamer():  # a GStreamer build (JetPack's OpenCV): an element that does not exist fails to start
+    if opencv_build()["GStreamer"]:  # a GStreamer build (JetPack's OpenCV): an element that does not exist fails to start
         with pytest.raises(SourceError, match="GStreamer could not start"):
             open_source("nosuchelement ! appsink")
     else:  # pip's wheels: the fix is named instead of "could not open"

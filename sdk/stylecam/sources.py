@@ -44,12 +44,8 @@ def opencv_build(info: str | None = None) -> dict[str, bool]:
             "window": built("GUI")}
 
 
-def has_gstreamer() -> bool:
-    return opencv_build()["GStreamer"]
-
-
 def check_gstreamer(spec: str) -> None:
-    if not has_gstreamer():
+    if not opencv_build()["GStreamer"]:
         raise SourceError(
             f"{spec}: this OpenCV ({cv2.__version__}, {Path(cv2.__file__).parent}) was built without GStreamer, "
             "which GStreamer pipelines and csi cameras need; pip's opencv-python wheels lack it. On a Jetson, use "
