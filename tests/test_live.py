@@ -306,7 +306,8 @@ def test_opencv_build_reads_what_it_can_capture_from_and_show():
     from stylecam.sources import opencv_build
 
     jetpack = ("  GUI:                           GTK3\n  Video I/O:\n    FFMPEG:                      YES\n"
-               "    GStreamer:                   YES (1.20.3)\n    v4l/v4l2:                    YES (linux/videodev2.h)\n")
+               "    GStreamer:                   YES (1.20.3)\n"
+               "    v4l/v4l2:                    YES (linux/videodev2.h)\n")
     assert opencv_build(jetpack) == {"GStreamer": True, "FFmpeg": True, "V4L2": True, "window": True}
     headless = jetpack.replace("GTK3", "NONE").replace("YES (1.20.3)", "NO")
     assert opencv_build(headless) == {"GStreamer": False, "FFmpeg": True, "V4L2": True, "window": False}
@@ -320,7 +321,7 @@ def test_opencv_build_reads_what_it_can_capture_from_and_show():
 def test_a_gstreamer_source_says_what_is_missing():
     from stylecam.sources import opencv_build
 
-    if opencv_build()["GStreamer"]:  # a GStreamer build (JetPack's OpenCV): an element that does not exist fails to start
+    if opencv_build()["GStreamer"]:  # JetPack's OpenCV: an element that does not exist fails to start
         with pytest.raises(SourceError, match="GStreamer could not start"):
             open_source("nosuchelement ! appsink")
     else:  # pip's wheels: the fix is named instead of "could not open"
