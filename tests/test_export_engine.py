@@ -15,8 +15,8 @@ from stylecam import Stylizer, load_bundle
 from stylecam.bundle import write_manifest
 
 pytest.importorskip("onnxruntime.quantization")
-from stylecam.export.precision import (FLICKER_GATE, GATE_DB, SEARCH_MARGIN_DB, GateError, build_variant,  # noqa: E402
-                                       check_gate, compare, conv_macs, export_variants,
+from stylecam.export.precision import (CALIBRATION_METHODS, FLICKER_GATE, GATE_DB, SEARCH_MARGIN_DB,  # noqa: E402
+                                       GateError, build_variant, check_gate, compare, conv_macs, export_variants,
                                        extreme_inputs_finite, images,
                                        fp16_quantize_rounds, int8_convs, make_int8, quantized_nodes,
                                        signed_input)
@@ -59,6 +59,18 @@ def test_fp16_variant_passes_the_gate_and_runs(variants_bundle, eval_photos):
     fp16 = Stylizer(variants_bundle, backend="onnxruntime", variant="fp16").stylize(eval_photos[0])
     fp32 = Stylizer(variants_bundle, backend="onnxruntime", variant="fp32").stylize(eval_photos[0])
     assert np.abs(fp16.astype(int) - fp32).mean() < 1.0
+
+
+def test_calibration_offers_only_methods_that_differ(tmp_path):
+    from stylecam.styles import resolve
+
+    nano, photos = resolve("candy_nano"), images(shared("content"), 2, 128, "imagenet_*")
+    with pytest.raises(ValueError, match="entropy.*MinMax's ranges.*percentile"):  # Entropy through quantize_static
+        make_int8(nano, tmp_path / "m.onnx", photos, "entropy")
+    assert not list(tmp_path.iterdir())
+    for method in CALIBRATION_METHODS:
+        make_int8(nano, tmp_path / f"{method}.onnx", photos, method, precision="int8-cpu")
+    assert len({(tmp_path / f"{m}.onnx").read_bytes() for m in CALIBRATION_METHODS}) == len(CALIBRATION_METHODS)
 
 
 def test_signed_input_is_the_same_network():

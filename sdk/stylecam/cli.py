@@ -616,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "(ONNX Runtime on CPUs)")
     export.add_argument("--calib", help="INT8 calibration photos (default: shared/data/content imagenet_*)")
     export.add_argument("--calib-count", type=int, default=32)
-    export.add_argument("--calib-method", default="percentile", choices=["percentile", "entropy", "minmax"])
+    export.add_argument("--calib-method", default="percentile", choices=["percentile", "minmax"])
     export.add_argument("--eval", help="held-out photos for the gate (default: shared/data/content bsds_val_*)")
     export.add_argument("--eval-count", type=int, default=8)
     export.set_defaults(func=cmd_export)
