@@ -272,6 +272,36 @@ def test_int8_cpu_must_not_flicker_much_more_than_fp32():
     check_flicker("candy", 1.14)
 
 
+def test_a_flickering_int8_cpu_tries_lower_percentiles_until_one_passes_both_gates(tmp_path):
+    from stylecam.export.precision import (CALIB_PERCENTILES, FLICKER_GATE, Reference, _steadier, flicker_ratio)
+    from stylecam.styles import resolve
+
+    nano, out = resolve("candy_nano"), tmp_path / "model.int8-cpu.onnx"
+    calib = images(shared("content"), 8, 256, "imagenet_*")
+    tried = []
+
+    def quantize(percentile=CALIB_PERCENTILES[0]):
+        tried.append(percentile)
+        make_int8(nano, out, calib, precision="int8-cpu", percentile=percentile)
+
+    quantize()
+    first = flicker_ratio(nano, out)
+    result = _steadier(quantize, out, nano, Reference(nano, calib), Reference(nano, calib[:2]),
+                       {"flicker_vs_fp32": first})
+    tries, target = result["percentile_search"]["tries"], GATE_DB["int8-cpu"] + SEARCH_MARGIN_DB
+    assert tried == list(CALIB_PERCENTILES[:len(tries)]) and len(tries) >= 2  # lower ones in turn, from the next
+    assert [t["percentile"] for t in tries] == tried and tries[0]["flicker_vs_fp32"] == first
+    chosen = result["percentile_search"]["chosen"]
+    if chosen is None:  # stopped where the PSNR gave out, or ran out of percentiles
+        assert tries[-1]["search_psnr_db"] < target or len(tries) == len(CALIB_PERCENTILES)
+        assert result["flicker_vs_fp32"] > FLICKER_GATE
+    else:  # the first that passes both, left in `out`
+        assert chosen == tries[-1]["percentile"] and tries[-1]["search_psnr_db"] >= target
+        assert result["flicker_vs_fp32"] == tries[-1]["flicker_vs_fp32"] <= FLICKER_GATE
+        assert all(t["flicker_vs_fp32"] > FLICKER_GATE for t in tries[:-1])
+        assert flicker_ratio(nano, out) == result["flicker_vs_fp32"] and result["accuracy"]["photos"] == 2
+
+
 def test_shipped_int8_cpu_models_use_seven_bit_weights_and_tensorrt_ones_eight():
     from stylecam.styles import STYLES_DIR
 

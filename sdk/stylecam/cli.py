@@ -231,6 +231,9 @@ def cmd_export(args) -> None:
                  f"{m['int8_everywhere_psnr_db']} dB)") if m else ""
         cpu = f", {v['flicker_vs_fp32']}× FP32's flicker" if "flicker_vs_fp32" in v else ""
         cpu += f", {v['cpu_speedup_vs_fp32']}× FP32's speed here" if "cpu_speedup_vs_fp32" in v else ""
+        if (search := v.get("percentile_search")) and search["chosen"]:
+            cpu += (f", calibration percentile {search['chosen']} ({search['tries'][0]['percentile']} flickered "
+                    f"{search['tries'][0]['flicker_vs_fp32']}×)")
         print(f"{p}: {v['status']}: PSNR {acc.get('psnr_db')} dB, SSIM {acc.get('ssim')}, max abs error "
               f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){mixed}{cpu}")
         if v["status"] != "passed":
