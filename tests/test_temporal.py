@@ -114,13 +114,15 @@ def test_a_tuned_smoother_keeps_its_flow_settings_through_the_slider():
 
 def test_eval_video_cli_prints_flicker_and_writes_a_strip(tmp_path):
     strip = tmp_path / "strip.png"
-    r = subprocess.run([*CLI, "eval", "candy", "mosaic", "--video", str(DEMO_CLIP), "--frames", "6",
+    r = subprocess.run([*CLI, "eval", "candy", "starry_night_nano", "--video", str(DEMO_CLIP), "--frames", "6",
                         "--smoothing", "0.5", "--strip", str(strip), "--threads", "2"],
                        capture_output=True, text=True, check=True)
-    rows = [line.split() for line in r.stdout.splitlines() if line.startswith(("candy", "mosaic"))]
-    assert [row[0] for row in rows] == ["candy", "mosaic"]
+    lines = [line for line in r.stdout.splitlines() if line.startswith(("style", "candy", "starry_night_nano"))]
+    rows = [line.split() for line in lines[1:]]
+    assert [row[0] for row in rows] == ["candy", "starry_night_nano"]
+    assert len({len(line) for line in lines}) == 1  # columns aligned under the header, long names too
     for row in rows:
         relative, smoothed = float(row[5]), float(row[6])
         assert relative > 1.0 and smoothed < relative
     image = cv2.imread(str(strip))
-    assert image.shape[0] == 3 * 160  # input, candy, mosaic
+    assert image.shape[0] == 3 * 160  # input, candy, starry_night_nano

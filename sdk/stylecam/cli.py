@@ -417,14 +417,15 @@ def cmd_eval_video(args) -> None:
     from .temporal import flicker_strip, measure_flicker, read_clip
 
     models = _eval_models(args)
-    print(f"{'style':<16} {'clip':<22}{'frames':>7}{'input':>10}{'stylized':>10}{'relative':>10}"
+    width = max(16, *(len(label) + 1 for label, _ in models))  # the nanos' names are longer than 15
+    print(f"{'style':<{width}} {'clip':<22}{'frames':>7}{'input':>10}{'stylized':>10}{'relative':>10}"
           + (f"{'smoothed':>10}" if args.smoothing else ""))
     for clip in args.video:
         frames = read_clip(clip, args.frames)
         strip = {}
         for label, model in models:
             raw, strip[label] = measure_flicker(model, frames)
-            line = (f"{label:<16} {Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
+            line = (f"{label:<{width}} {Path(clip).name:<22}{len(frames):>7}{raw['input_warping_error']:>10.5f}"
                     f"{raw['warping_error']:>10.5f}{raw['relative']:>10.3f}")
             bundle = getattr(model, "bundle", None)  # None for a peer: no smoothing, no manifest
             if args.smoothing:
