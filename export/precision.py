@@ -403,13 +403,13 @@ def _int8_mixed(quantize, out: Path, search: Reference, gate: Reference, macs: d
                            for u in orders["most sensitive first"]}}}
 
 
-def _steadier(quantize, out: Path, bundle: Bundle, search: Reference, gate: Reference, record: dict) -> dict:
-    """INT8-CPU that flickers too much at the first percentile: the next lower ones, in turn, until one passes the
-    flicker gate with ``search``'s worst PSNR the margin over the accuracy gate. Lower ones only lose more PSNR, so
-    the search stops at the first that misses it. The chosen model is left in ``out`` and judged on the held-out
-    ``gate`` photos; with none chosen, the flicker of the steadiest try that kept the PSNR is the one to reject."""
+def _steadier(quantize, out: Path, bundle: Bundle, search: Reference, gate: Reference, flicker: float) -> dict:
+    """INT8-CPU that flickers too much (``flicker``) at the first percentile: the next lower ones, in turn, until one
+    passes the flicker gate with ``search``'s worst PSNR the margin over the accuracy gate. Lower ones only lose more
+    PSNR, so the search stops at the first that misses it. The chosen model is left in ``out`` and judged on the
+    held-out ``gate`` photos; with none chosen, the flicker of the steadiest try that kept the PSNR is rejected."""
     target = GATE_DB["int8-cpu"] + SEARCH_MARGIN_DB
-    tries = [{"percentile": CALIB_PERCENTILES[0], "flicker_vs_fp32": record["flicker_vs_fp32"]}]
+    tries = [{"percentile": CALIB_PERCENTILES[0], "flicker_vs_fp32": flicker}]
     search_record = {"chosen": None, "tries": tries,
                      "chosen_on": f"the demo clip's flicker and {len(search.photos)} calibration photos, aiming "
                                   f"{SEARCH_MARGIN_DB} dB over the gate"}
@@ -523,7 +523,7 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
             record["flicker_vs_fp32"] = flicker_ratio(bundle, out)
             if record["flicker_vs_fp32"] > FLICKER_GATE and method == "percentile" and "mixed_precision" not in record:
                 record.update(_steadier(quantize, out, bundle, Reference(bundle, calib_photos[:SEARCH_PHOTOS]),
-                                        gate, record))
+                                        gate, record["flicker_vs_fp32"]))
                 if record["percentile_search"]["chosen"]:  # a new model: the held-out photos judge it again
                     record["calibration"]["percentile"] = record["percentile_search"]["chosen"]
                     check = "accuracy gate"

@@ -286,8 +286,7 @@ def test_a_flickering_int8_cpu_tries_lower_percentiles_until_one_passes_both_gat
 
     quantize()
     first = flicker_ratio(nano, out)
-    result = _steadier(quantize, out, nano, Reference(nano, calib), Reference(nano, calib[:2]),
-                       {"flicker_vs_fp32": first})
+    result = _steadier(quantize, out, nano, Reference(nano, calib), Reference(nano, calib[:2]), first)
     tries, target = result["percentile_search"]["tries"], GATE_DB["int8-cpu"] + SEARCH_MARGIN_DB
     assert tried == list(CALIB_PERCENTILES[:len(tries)]) and len(tries) >= 2  # lower ones in turn, from the next
     assert [t["percentile"] for t in tries] == tried and tries[0]["flicker_vs_fp32"] == first
