@@ -12,6 +12,7 @@ device or profile, or a truncated or modified engine makes it stale: it is rebui
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib
 import json
@@ -58,9 +59,10 @@ def cache_dir() -> Path:
     return Path(base) / "stylecam" / "engines"
 
 
+@functools.cache
 def local_gpu() -> dict | None:
     """Name and compute capability of GPU 0 (None without a GPU or driver): from the CUDA driver, which a Jetson
-    has too, else from nvidia-smi."""
+    has too, else from nvidia-smi. Asked once per process."""
     return driver_gpu() or smi_gpu()
 
 

@@ -29,9 +29,12 @@ def test_auto_says_why_a_gpu_it_finds_goes_unused(monkeypatch, caplog):
     monkeypatch.setattr(engine, "local_gpu", lambda: None)  # no GPU: nothing to say
     assert backends.create("auto").name == "onnxruntime" and not caplog.records
     monkeypatch.setattr(engine, "local_gpu", lambda: {"name": "NVIDIA Orin", "compute_capability": "8.7"})
+    monkeypatch.setattr(backends, "_warned", set())
     assert backends.create("auto").name == "onnxruntime"  # a GPU it cannot use: the reason, and the fallback
     why = backends.available()["tensorrt"]["why"]
-    assert caplog.records and f"NVIDIA Orin found, but the tensorrt backend cannot run: {why}" in caplog.text
+    assert len(caplog.records) == 1 and f"NVIDIA Orin found, but the tensorrt backend cannot run: {why}" in caplog.text
+    backends.create("auto")  # the next backend (a style switch): said once is enough
+    assert len(caplog.records) == 1
 
 
 def test_bundled_styles_are_listed():

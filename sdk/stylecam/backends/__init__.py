@@ -58,12 +58,16 @@ def available() -> dict[str, dict]:
     return out
 
 
+_warned: set[str] = set()  # once per reason: a live style switch creates a backend each time
+
+
 def _warn_if_a_gpu_idles(why: str) -> None:
     """A GPU that ``auto`` cannot use is worth a line: otherwise the frames are just slow, with no reason given."""
     from stylecam.export.engine import local_gpu
 
-    gpu = local_gpu()
+    gpu = None if why in _warned else local_gpu()
     if gpu:
+        _warned.add(why)
         log.warning("%s found, but the tensorrt backend cannot run: %s; running on the CPU instead", gpu["name"], why)
 
 
