@@ -19,14 +19,11 @@ from ..bundle import Bundle
 
 
 def unavailable_reason() -> str | None:
-    if not any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx")):
-        return ("neither tensorrt nor tensorrt_rtx is installed (Jetson: it comes with JetPack; "
-                "desktop: pip install 'stylecam[tensorrt]')")
     from stylecam.export.engine import EngineError, tensorrt
 
     try:
         tensorrt()
-    except EngineError as e:  # too old a TensorRT
+    except EngineError as e:  # neither tensorrt nor tensorrt_rtx, or too old a TensorRT: it says which and the fix
         return str(e)
     if importlib.util.find_spec("pycuda") is None:
         return "pycuda is not installed (pip install pycuda on a machine with a CUDA driver)"
