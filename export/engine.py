@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,17 +42,35 @@ class EngineError(RuntimeError):
 
 def tensorrt():
     """(module, flavor): full TensorRT when installed, else TensorRT-RTX; EngineError if neither is."""
+    failures = []
     for name, flavor in (("tensorrt", "tensorrt"), ("tensorrt_rtx", "rtx")):
         try:
             module = importlib.import_module(name)
-        except ImportError:
+        except ImportError as e:
+            failures.append(e)
             continue
         if flavor == "tensorrt" and int(module.__version__.split(".")[0]) < MIN_TENSORRT:
             raise EngineError(f"TensorRT {module.__version__} is too old: stylecam needs TensorRT {MIN_TENSORRT} or "
                               "newer (on a Jetson: JetPack 6 or later); the onnxruntime backend runs without it")
         return module, flavor
-    raise EngineError("neither tensorrt nor tensorrt_rtx is installed: pip install 'stylecam[tensorrt]' "
-                      "(on Jetson, TensorRT comes with JetPack)")
+    raise EngineError(missing_tensorrt(failures[0]))
+
+
+def missing_tensorrt(error: ImportError, jetson_release: Path = Path("/etc/nv_tegra_release"),
+                     system: Path = Path("/usr/lib")) -> str:
+    """Why no TensorRT imports, and the fix. On a Jetson it is most often there but unseen: JetPack installs it
+    for the system's Python, and a virtualenv made without --system-site-packages (or another Python) hides it."""
+    if not jetson_release.exists():
+        return "neither tensorrt nor tensorrt_rtx is installed: pip install 'stylecam[tensorrt]'"
+    found = sorted(system.glob("python3*/dist-packages/tensorrt"))
+    if found and str(found[0].parent) in sys.path:
+        return f"JetPack's TensorRT in {found[0]} does not import ({error}): reinstall it (sudo apt install " \
+               "--reinstall python3-libnvinfer)"
+    if found:
+        return (f"JetPack's TensorRT is in {found[0]}, which this Python ({sys.executable}) does not see: make the "
+                f"virtualenv with the system's Python and --system-site-packages (python3 -m venv "
+                f"--system-site-packages ENV)")
+    return "TensorRT is not installed on this Jetson: sudo apt install nvidia-tensorrt (it comes with JetPack 6)"
 
 
 def cache_dir() -> Path:

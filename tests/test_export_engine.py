@@ -510,6 +510,20 @@ def test_a_tensorrt_older_than_10_is_refused_with_the_fix(monkeypatch):
     assert not status["ok"] and "too old" in status["why"]
 
 
+def test_a_missing_tensorrt_on_a_jetson_says_why_it_is_not_seen(tmp_path, monkeypatch):
+    from stylecam.export.engine import missing_tensorrt
+
+    error, release = ImportError("No module named 'tensorrt'"), tmp_path / "nv_tegra_release"
+    assert "pip install 'stylecam[tensorrt]'" in missing_tensorrt(error, release, tmp_path)  # not a Jetson
+    release.write_text("# R36 (release), REVISION: 4.0\n")
+    assert "sudo apt install nvidia-tensorrt" in missing_tensorrt(error, release, tmp_path)  # JetPack lacks it
+    jetpack = tmp_path / "python3.10" / "dist-packages"
+    (jetpack / "tensorrt").mkdir(parents=True)
+    assert "--system-site-packages" in missing_tensorrt(error, release, tmp_path)  # a virtualenv hides it
+    monkeypatch.setattr(sys, "path", [*sys.path, str(jetpack)])
+    assert "does not import (No module named 'tensorrt')" in missing_tensorrt(error, release, tmp_path)
+
+
 def test_shipped_onnx_is_simplified_with_dynamic_height_and_width():
     import onnx
 
