@@ -64,12 +64,12 @@ def missing_tensorrt(error: ImportError, jetson_release: Path = Path("/etc/nv_te
         return "neither tensorrt nor tensorrt_rtx is installed: pip install 'stylecam[tensorrt]'"
     found = sorted(system.glob("python3*/dist-packages/tensorrt"))
     if found and str(found[0].parent) in sys.path:
-        return f"JetPack's TensorRT in {found[0]} does not import ({error}): reinstall it (sudo apt install " \
-               "--reinstall python3-libnvinfer)"
+        return (f"JetPack's TensorRT in {found[0]} does not import ({error}): reinstall it (sudo apt install "
+                "--reinstall python3-libnvinfer)")
     if found:
         return (f"JetPack's TensorRT is in {found[0]}, which this Python ({sys.executable}) does not see: make the "
-                f"virtualenv with the system's Python and --system-site-packages (python3 -m venv "
-                f"--system-site-packages ENV)")
+                "virtualenv with the system's Python and --system-site-packages (python3 -m venv "
+                "--system-site-packages ENV)")
     return "TensorRT is not installed on this Jetson: sudo apt install nvidia-tensorrt (it comes with JetPack 6)"
 
 
