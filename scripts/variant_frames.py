@@ -52,5 +52,8 @@ def compare(ref_path, other_path):
 
 
 if __name__ == "__main__":
-    command, out, *rest = sys.argv[1:]
-    save(out, rest) if command == "save" else compare(out, *rest)
+    command, first, *rest = sys.argv[1:]
+    if command == "save":
+        save(first, rest)
+    else:
+        compare(first, *rest)
