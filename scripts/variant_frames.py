@@ -42,10 +42,10 @@ def compare(ref_path, other_path):
             same = min(psnr(other[k], ref[k]) for k in mine)
             lsb = max(int(np.abs(other[k].astype(int) - ref[k].astype(int)).max()) for k in mine)
             cell = f"{variant} {same:.1f} dB ({lsb} LSB)"
-            fp32 = [k.replace(f"|{variant}|", "|fp32|") for k in mine]
-            if variant != "fp32" and all(k in other.files for k in fp32):
-                cell += f" | {min(psnr(other[k], other[f]) for k, f in zip(mine, fp32)):.2f}"
             if variant != "fp32":
+                fp32 = [k.replace(f"|{variant}|", "|fp32|") for k in mine]
+                if all(k in other.files for k in fp32):
+                    cell += f" | {min(psnr(other[k], other[f]) for k, f in zip(mine, fp32)):.2f}"
                 cell += f" | {ref['machine']} {min(psnr(ref[k], ref[f]) for k, f in zip(mine, fp32)):.2f}"
             cells.append(cell)
         print(f"{style:18s} " + "   ".join(cells))
