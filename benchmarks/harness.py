@@ -47,7 +47,7 @@ def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iter
             if time.perf_counter() >= t_end:
                 break
         warmup_mb.append(grown_mb(before))
-        model.timer.samples.clear()
+        model.timer.reset()
     e2e, t0 = [[] for _ in models], time.perf_counter()
     while len(e2e[0]) < iters or time.perf_counter() - t0 < min_s:
         for model, samples in zip(models, e2e):

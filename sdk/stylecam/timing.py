@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from contextlib import contextmanager
 
 import numpy as np
@@ -21,27 +21,37 @@ def summarize(samples_ms) -> dict:
 
 
 class StageTimer:
-    """Collects per-stage wall times: ``with timer("infer"): ...`` (a stage that raises is not counted)."""
+    """Collects per-stage wall times: ``with timer("infer"): ...`` (a stage that raises is not counted).
+    Each stage keeps its last ``window`` times and counts all of them: a camera left running for days must not
+    grow (keeping every time grew a pipeline by 200 KB per 1000 frames, 0.5 GB a day at 30 FPS)."""
 
-    def __init__(self):
-        self.samples: dict[str, list[float]] = defaultdict(list)
+    def __init__(self, window: int = 2000):
+        self.window = window
+        self.reset()
+
+    def reset(self) -> None:
+        self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=self.window))
+        self.counts: Counter[str] = Counter()
 
     @contextmanager
     def __call__(self, stage: str):
         t0 = time.perf_counter()
         yield
-        self.samples[stage].append((time.perf_counter() - t0) * 1e3)
+        self.add(stage, (time.perf_counter() - t0) * 1e3)
 
     def add(self, stage: str, ms: float) -> None:
         self.samples[stage].append(ms)
+        self.counts[stage] += 1
 
     def stats(self) -> dict[str, dict]:
+        """The summary of each stage's kept times (its last ``window``)."""
         return {k: summarize(v) for k, v in self.samples.items() if v}
 
     def table(self, total: str | None = None) -> str:
-        """Plain-text table: stage, frames, median and p95 ms, and FPS of the median."""
+        """Plain-text table: stage, frames (all of them), median and p95 ms (of the last ``window``), and FPS of the
+        median."""
         rows = [f"{'stage':<10}{'frames':>8}{'median ms':>12}{'p95 ms':>10}{'FPS':>9}"]
         for stage, s in self.stats().items():
             fps = 1e3 / s["median"] if s["median"] > 0 else float("inf")
-            rows.append(f"{stage:<10}{s['n']:>8}{s['median']:>12.2f}{s['p95']:>10.2f}{fps:>9.1f}")
+            rows.append(f"{stage:<10}{self.counts[stage]:>8}{s['median']:>12.2f}{s['p95']:>10.2f}{fps:>9.1f}")
         return "\n".join(rows)
