@@ -22,6 +22,18 @@ def test_statistics_of_a_known_sequence():
         summarize([])
 
 
+def test_the_stage_timer_keeps_its_last_window_and_counts_every_frame():
+    from stylecam.timing import StageTimer
+
+    timer = StageTimer(window=3)
+    for ms in (50.0, 40.0, 1.0, 2.0, 3.0):
+        timer.add("infer", ms)
+    assert len(timer.samples["infer"]) == 3 and timer.stats()["infer"]["median"] == 2.0
+    assert timer.table().splitlines()[1].split()[:3] == ["infer", "5", "2.00"]  # all frames; the recent median
+    timer.reset()
+    assert timer.stats() == {} and timer.counts["infer"] == 0
+
+
 @pytest.mark.parametrize("text,expect", [
     ("rgb01", (1 / 255, 0.0, "RGB", "NCHW")), ("bgr255", (1.0, 0.0, "BGR", "NCHW")),
     ("rgb-11,nhwc", (2 / 255, -1.0, "RGB", "NHWC"))])
@@ -83,7 +95,7 @@ def test_cases_take_turns_so_a_drifting_machine_does_not_skew_their_ratio():
 
         def stylize(self, frame):
             calls.append(self.name)
-            time.sleep(0.0005 * (1 + len(calls) / 8))
+            time.sleep(0.002 * (1 + len(calls) / 8))  # ms-scale, so a noisy VM's sleep jitter stays small against it
 
     a, b = Drifting("a"), Drifting("b")
     ta, tb = harness.time_models([a, b], (8, 8), warmup_s=0, iters=20, block=5)
@@ -91,7 +103,8 @@ def test_cases_take_turns_so_a_drifting_machine_does_not_skew_their_ratio():
     timed = calls[2:]  # after one warm-up call each
     assert timed[:10] == ["a"] * 5 + ["b"] * 5  # turns of five
     ratio = tb["end_to_end_ms"]["median"] / ta["end_to_end_ms"]["median"]
-    assert 0.8 < ratio < 1.3, ratio  # one after the other, b would have come out about twice as slow
+    # turns of five put b 5 calls behind a (about 1.18x); one after the other, b would come out about twice as slow
+    assert 0.9 < ratio < 1.5, ratio
 
 
 def test_smoothing_cost_is_its_own_stage():
