@@ -4,6 +4,7 @@ import http.client
 import json
 import logging
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -229,6 +230,44 @@ def test_live_needs_somewhere_to_show():
     r = subprocess.run([sys.executable, "-m", "stylecam.cli", "live", "--source", "demo", "--no-window"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "nothing to show" in r.stderr
+
+
+FAULTS = """
+import resource, sys, threading
+import numpy as np
+import stylecam
+
+applied = stylecam.keep_freed_memory() if sys.argv[1] == "keep" else None
+faults = []
+
+def frames():  # three 12 MB buffers a frame, freed together, in a thread of its own like the pipeline's
+    for i in range(23):
+        if i == 3:
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+        buffers = [np.ones(3 << 20, np.float32) for _ in range(3)]
+        del buffers
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+worker = threading.Thread(target=frames)
+worker.start()
+worker.join()
+print(applied, faults[1] - faults[0])
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
+def test_keeping_freed_memory_stops_a_frame_loop_faulting_its_buffers_back_in():
+    def faults(*args, **env):
+        r = subprocess.run([sys.executable, "-c", FAULTS, *args], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, **env})
+        assert r.returncode == 0, r.stderr
+        applied, count = r.stdout.split()
+        return applied, int(count)
+
+    default, kept = faults("default"), faults("keep")
+    print(f"\nminor page faults over 20 frames: {default[1]} by default, {kept[1]} keeping freed memory")
+    assert kept[0] == "True" and kept[1] < 1000 < default[1]  # 20 frames of 36 MB are 180,000 pages
+    assert faults("keep", GLIBC_TUNABLES="glibc.malloc.trim_threshold=1000000")[0] == "False"  # the user's choice
 
 
 SOAK = """

@@ -11,7 +11,7 @@ except ImportError as e:  # on Linux ARM the install leaves OpenCV to the system
 
 from .bundle import Bundle, BundleError, load_bundle
 from .frames import FrameError
-from .live import Pipeline, stream
+from .live import Pipeline, keep_freed_memory, stream
 from .profile import Profile, ProfileError
 from .styles import bundled_styles
 from .stylizer import Stylizer
@@ -20,4 +20,5 @@ from .tiles import TileError
 
 __version__ = "0.1.0"
 __all__ = ["Stylizer", "Bundle", "BundleError", "FrameError", "load_bundle", "bundled_styles", "Pipeline", "stream",
+           "keep_freed_memory",
            "Profile", "ProfileError", "TemporalSmoother", "WarpingError", "TileError", "__version__"]

@@ -637,6 +637,9 @@ def main(argv: list[str] | None = None) -> None:
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
+    from .live import keep_freed_memory
+
+    keep_freed_memory()  # the CLI owns its process
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -26,6 +26,25 @@ log = logging.getLogger("stylecam")
 _END = object()
 
 
+def keep_freed_memory() -> bool:
+    """Let glibc keep up to 128 MB of freed memory instead of handing it back to the system at once. By default it
+    maps blocks over a dynamic threshold afresh and trims the heap when a few megabytes are free at its top, so
+    a loop that frees its frame buffers every frame page-faults them back in on the next: for a nano at 640×360
+    here, 7.8 → 1.4 ms of pre-processing and 3.4 → 1.7 ms of post at 480×640. ``Pipeline.run`` and the CLI call
+    this; a program that calls ``Stylizer.stylize`` in a loop of its own can too. Returns whether it applied: not
+    on another C library, nor where the environment sets glibc's malloc already (GLIBC_TUNABLES, MALLOC_*_)."""
+    import ctypes
+    import os
+    import platform
+
+    if platform.libc_ver()[0] != "glibc" or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "") or any(
+            k.startswith("MALLOC_") and k.endswith("_") for k in os.environ):
+        return False
+    mallopt = ctypes.CDLL("libc.so.6").mallopt
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h; the mmap threshold's largest value is 32 MB
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
+
+
 @dataclass
 class Frame:
     image: np.ndarray
@@ -367,6 +386,7 @@ class Pipeline:
 
     # -- main loop (inference) ------------------------------------------------------------------------------
     def run(self) -> PipelineStats:
+        keep_freed_memory()  # a frame loop frees its buffers every frame
         t0 = time.perf_counter()
         threads = [threading.Thread(target=self._capture, name="stylecam-capture", daemon=True),
                    threading.Thread(target=self._output, name="stylecam-output", daemon=True)]
