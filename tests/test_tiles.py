@@ -36,6 +36,28 @@ def test_tiles_stitch_into_the_whole_frame_image_bit_for_bit(photo, style):
     assert np.abs(seams - infer(x)).max() > 1e-3
 
 
+def test_a_frame_too_large_for_the_memory_left_runs_in_tiles_into_the_same_image(monkeypatch, caplog):
+    import logging
+
+    import stylecam.stylizer
+    from stylecam.tiles import available_memory, memory_tile, working_memory
+
+    big = cv2.resize(cv2.VideoCapture(str(DEMO_CLIP)).read()[1], (1300, 1100))
+    manifest = resolve("candy").manifest
+    need = working_memory(manifest, "fp32", 1132, 1332)  # the padded input: 16 px margins, stride 4
+    assert need == 1132 * 1332 * 32 * 4 * 6 and need > 1 << 30  # over the floor below which no one looks
+    assert working_memory(manifest, "int8-cpu", 1132, 1332) < need and working_memory({}, "fp32", 9, 9) is None
+    assert memory_tile(need, 1132, 1332, 4 * need) is None and memory_tile(need, 1132, 1332, 1 << 30) == 836
+
+    whole = Stylizer("candy", backend="onnxruntime", variant="fp32", threads=2)(big)
+    monkeypatch.setattr(stylecam.stylizer, "available_memory", lambda: 1 << 30)
+    s = Stylizer("candy", backend="onnxruntime", variant="fp32", threads=2)
+    with caplog.at_level(logging.INFO, logger="stylecam"):
+        assert np.array_equal(s(big), whole)
+    assert "1132x1332 frame needs about 1.1 GB at once and 1.0 GB is free: running it in tiles of 836 px" in caplog.text
+    assert available_memory() is None or available_memory() > 0
+
+
 def test_receptive_radius_follows_the_architecture():
     small, nano = resolve("candy"), resolve("candy_nano")
     r_small = receptive_radius(small.model_file("fp32"), small.stride)

@@ -14,7 +14,8 @@ from .frames import (check_frame, check_scale, check_strength, crop_output, padd
 from .profile import Profile
 from .styles import DEFAULT_STYLE, resolve
 from .temporal import TemporalSmoother, check_smoothing
-from .tiles import check_tile, infer_tiled, needs_tiles, receptive_radius
+from .tiles import (TileError, available_memory, check_tile, infer_tiled, memory_tile, needs_tiles, receptive_radius,
+                    working_memory)
 from .timing import StageTimer
 
 log = logging.getLogger("stylecam")
@@ -54,6 +55,7 @@ class Stylizer:
         self.strength = strength
         self.scale = scale
         self.tile = check_tile(tile)
+        self._memory_tiled: set[tuple[int, int]] = set()  # frame sizes tiled for memory, said once each
         self.timer = timer or StageTimer()
         self._backend_name, self._variant, self._device = backend, variant, device
         self._options = {"threads": threads} if threads else {}
@@ -226,9 +228,32 @@ class Stylizer:
                   if lim]
         return tuple(min(sides) for sides in zip(*limits)) if limits else None
 
+    def _memory_limit(self, backend, bundle: Bundle, h: int, w: int) -> tuple[int, int] | None:
+        """Without a ``tile`` of the caller's, tiles for an input too large for the memory left, on the CPU: the
+        same image, where the whole one would get the process killed (a 24 MP photo needs about 5 GB in INT8-CPU)."""
+        need = working_memory(bundle.manifest, getattr(backend, "variant", ""), h, w)
+        if self.tile or not getattr(backend, "on_host", False) or need is None or need < 1 << 30:
+            return None  # under 1 GB it is not worth reading the system's memory for every frame
+        available = available_memory()
+        side = memory_tile(need, h, w, available) if available else None
+        if side is None:
+            return None
+        try:  # tiles smaller than this are mostly overlap (stylecam.tiles)
+            side = max(side, 2 * receptive_radius(bundle.model_file("fp32"), bundle.stride) + 256)
+        except TileError:
+            log.warning("a %dx%d frame may need %.1f GB, %.1f GB is free, and %s cannot be tiled: trying it whole "
+                        "(scale < 1 needs less)", h, w, need / 2**30, available / 2**30, bundle.name)
+            return None
+        if (h, w) not in self._memory_tiled:
+            self._memory_tiled.add((h, w))
+            log.info("a %dx%d frame needs about %.1f GB at once and %.1f GB is free: running it in tiles of %d px "
+                     "(the same image; tile= or --tile sets your own)", h, w, need / 2**30, available / 2**30, side)
+        return side, side
+
     def _infer(self, backend, bundle: Bundle, x: np.ndarray) -> np.ndarray:
-        """The network on ``x``, in tiles where it exceeds the limit (the same image: ``stylecam.tiles``)."""
-        limit = self._limit(backend)
+        """The network on ``x``, in tiles where it exceeds the limit or the memory left (the same image:
+        ``stylecam.tiles``)."""
+        limit = self._limit(backend) or self._memory_limit(backend, bundle, *x.shape[2:])
         if not needs_tiles(x.shape, limit):
             return backend.infer(x)
         return infer_tiled(backend.infer, x, limit, receptive_radius(bundle.model_file("fp32"), bundle.stride),

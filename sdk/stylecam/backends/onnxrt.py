@@ -67,6 +67,7 @@ class OnnxRuntimeBackend:
         self.input_name = inp.name
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         self.variant = variant
+        self.on_host = self.session.get_providers()[0] == "CPUExecutionProvider"  # its memory is the system's
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: tensor.astype(self.input_dtype, copy=False)})[0]
