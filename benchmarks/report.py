@@ -10,7 +10,8 @@ from .results import RESULTS_DIR, device_slug, load_runs
 def _device_line(d: dict) -> str:
     gpu = d.get("gpu") or {}
     features = f", {' '.join(d['cpu_features'])}" if d.get("cpu_features") else ""
-    parts = [f"CPU {d['cpu']} ({d['cores']} cores{features})", f"{d['os']}, Python {d['python']}"]
+    kept = ", freed memory kept (keep_freed_memory)" if d.get("freed_memory_kept") else ""
+    parts = [f"CPU {d['cpu']} ({d['cores']} cores{features})", f"{d['os']}, Python {d['python']}{kept}"]
     if gpu:
         parts.insert(1, f"GPU {gpu['name']} (compute {gpu['compute_capability']})")
     if d.get("jetson"):

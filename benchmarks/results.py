@@ -52,11 +52,12 @@ def cpu_features() -> list[str]:
 
 def device_block() -> dict:
     """What produced a number: CPU, GPU, driver, library versions, Jetson module and power mode."""
+    from stylecam import live
     from stylecam.export.engine import local_gpu
 
     block = {"cpu": cpu_model(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "machine": platform.machine(),
              "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-             "gpu": local_gpu(), "jetson": None,
+             "gpu": local_gpu(), "jetson": None, "freed_memory_kept": live.freed_memory_kept,
              "versions": {d: _version(d) for d in ("onnxruntime", "onnxruntime-gpu", "opencv-python-headless",
                                                     "opencv-python", "numpy", "torch", "tensorrt",
                                                     "tensorrt-rtx", "pycuda")}}

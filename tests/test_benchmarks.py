@@ -144,8 +144,13 @@ def test_device_folder_names_the_cpu_vector_tier():
 
 
 def test_device_block_and_results_database_and_report(tmp_path):
+    from stylecam import live
+
     device = results.device_block()
     assert device["cores"] >= 1 and device["cpu"] and "onnxruntime" in device["versions"]
+    assert device["freed_memory_kept"] is live.freed_memory_kept  # it moves pre/post times: the report says so
+    assert "freed memory kept" in report._device_line({**device, "freed_memory_kept": True})
+    assert "freed memory kept" not in report._device_line({**device, "freed_memory_kept": False})
     rows = harness.bench_style("wave", "onnxruntime", "fp32", [(32, 48), (64, 96)], threads=1, warmup_s=0,
                                iters=2)
     path = results.save_run(rows, device, root=tmp_path)

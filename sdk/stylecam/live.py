@@ -41,9 +41,14 @@ def keep_freed_memory() -> bool:
     if platform.libc_ver()[0] != "glibc" or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "") or any(
             k.startswith("MALLOC_") and k.endswith("_") for k in os.environ):
         return False
+    global freed_memory_kept
     mallopt = ctypes.CDLL("libc.so.6").mallopt
     m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h; the mmap threshold's largest value is 32 MB
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
+    freed_memory_kept = bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
+    return freed_memory_kept
+
+
+freed_memory_kept = False  # whether keep_freed_memory applied in this process (benchmarks record it)
 
 
 @dataclass
