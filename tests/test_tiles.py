@@ -58,6 +58,49 @@ def test_a_frame_too_large_for_the_memory_left_runs_in_tiles_into_the_same_image
     assert available_memory() is None or available_memory() > 0
 
 
+def test_the_receptive_radius_is_found_once_per_bundle(photo, monkeypatch):
+    import stylecam.bundle
+
+    s = Stylizer("candy_nano", backend="onnxruntime", variant="fp32", threads=1, tile=160)
+    first = s(photo)
+    hashed = []
+    check = stylecam.bundle.sha256_file
+    monkeypatch.setattr(stylecam.bundle, "sha256_file", lambda path: hashed.append(path) or check(path))
+    assert np.array_equal(s(photo), first) and hashed == []  # the second frame neither hashes nor probes
+
+
+def whole_frame_network(path):
+    """An ONNX network whose every output pixel depends on every input pixel: input minus its mean."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
+                               helper.make_node("Sub", ["x", "m"], ["y"])], "global", [x], [y], [axes])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), path)
+    return path
+
+
+def test_a_network_that_cannot_be_tiled_runs_whole_when_memory_is_short(candy_copy, monkeypatch, caplog):
+    import logging
+
+    import stylecam.stylizer
+    from stylecam.bundle import load_bundle, write_manifest
+
+    whole_frame_network(candy_copy / "model.onnx")
+    write_manifest(candy_copy, load_bundle(candy_copy, verify=False).manifest)
+    probes = []
+    monkeypatch.setattr(stylecam.stylizer, "receptive_radius", lambda *a: probes.append(a) or receptive_radius(*a))
+    monkeypatch.setattr(stylecam.stylizer, "available_memory", lambda: 1 << 30)
+    s = Stylizer(candy_copy, backend="onnxruntime", variant="fp32", threads=1)
+    big = np.full((1100, 1300, 3), 128, np.uint8)
+    with caplog.at_level(logging.WARNING, logger="stylecam"):
+        assert s(big).shape == big.shape and s(big).shape == big.shape
+    assert caplog.text.count("cannot be tiled: trying it whole") == 1 and len(probes) == 1  # said and probed once
+
+
 def test_receptive_radius_follows_the_architecture():
     small, nano = resolve("candy"), resolve("candy_nano")
     r_small = receptive_radius(small.model_file("fp32"), small.stride)
@@ -66,19 +109,8 @@ def test_receptive_radius_follows_the_architecture():
 
 
 def test_a_network_that_sees_the_whole_frame_is_refused(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    # output = input - its mean over the frame: every output pixel depends on every input pixel
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])
-    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])
-    graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
-                               helper.make_node("Sub", ["x", "m"], ["y"])], "global", [x], [y], [axes])
-    path = tmp_path / "global.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), path)
     with pytest.raises(TileError, match="cannot be tiled"):
-        receptive_radius(path, 4)
+        receptive_radius(whole_frame_network(tmp_path / "global.onnx"), 4)
 
 
 def test_windows_cover_the_axis_once_within_the_limit():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -55,7 +56,8 @@ class Stylizer:
         self.strength = strength
         self.scale = scale
         self.tile = check_tile(tile)
-        self._memory_tiled: set[tuple[int, int]] = set()  # frame sizes tiled for memory, said once each
+        self._memory_said: set[tuple[int, int]] = set()  # frame sizes too large for the memory left, said once each
+        self._radii: dict[Path, int | str] = {}  # receptive radius per bundle, or why it cannot be tiled
         self.timer = timer or StageTimer()
         self._backend_name, self._variant, self._device = backend, variant, device
         self._options = {"threads": threads} if threads else {}
@@ -238,14 +240,16 @@ class Stylizer:
         side = memory_tile(need, h, w, available) if available else None
         if side is None:
             return None
+        first = (h, w) not in self._memory_said
+        self._memory_said.add((h, w))
         try:  # tiles smaller than this are mostly overlap (stylecam.tiles)
-            side = max(side, 2 * receptive_radius(bundle.model_file("fp32"), bundle.stride) + 256)
+            side = max(side, 2 * self._radius(bundle) + 256)
         except TileError:
-            log.warning("a %dx%d frame may need %.1f GB, %.1f GB is free, and %s cannot be tiled: trying it whole "
-                        "(scale < 1 needs less)", h, w, need / 2**30, available / 2**30, bundle.name)
+            if first:
+                log.warning("a %dx%d frame may need %.1f GB, %.1f GB is free, and %s cannot be tiled: trying it "
+                            "whole (scale < 1 needs less)", h, w, need / 2**30, available / 2**30, bundle.name)
             return None
-        if (h, w) not in self._memory_tiled:
-            self._memory_tiled.add((h, w))
+        if first:
             log.info("a %dx%d frame needs about %.1f GB at once and %.1f GB is free: running it in tiles of %d px "
                      "(the same image; tile= or --tile sets your own)", h, w, need / 2**30, available / 2**30, side)
         return side, side
@@ -256,8 +260,20 @@ class Stylizer:
         limit = self._limit(backend) or self._memory_limit(backend, bundle, *x.shape[2:])
         if not needs_tiles(x.shape, limit):
             return backend.infer(x)
-        return infer_tiled(backend.infer, x, limit, receptive_radius(bundle.model_file("fp32"), bundle.stride),
-                           bundle.stride)
+        return infer_tiled(backend.infer, x, limit, self._radius(bundle), bundle.stride)
+
+    def _radius(self, bundle: Bundle) -> int:
+        """The bundle's receptive radius (``stylecam.tiles``), found once per bundle: later frames skip the
+        model's sha256 check and, for a network that cannot be tiled, the probe's four inferences."""
+        if bundle.path not in self._radii:
+            try:
+                self._radii[bundle.path] = receptive_radius(bundle.model_file("fp32"), bundle.stride)
+            except TileError as e:
+                self._radii[bundle.path] = str(e)
+        radius = self._radii[bundle.path]
+        if isinstance(radius, str):
+            raise TileError(radius)
+        return radius
 
     def _record_gpu_stages(self, backend) -> None:
         """TensorRT's GPU-timed copies and kernels (h2d, gpu, d2h), inside the host's ``infer``/``device`` time."""
