@@ -16,6 +16,7 @@ from stylecam.stylizer import Stylizer
 from stylecam.timing import summarize
 
 CV_WARNING = 0.05
+STOLEN_WARNING = 0.02  # above this share of CPU time taken by the hypervisor, the numbers are the VM's, not the CPU's
 
 
 def rss_mb() -> float | None:
@@ -32,12 +33,32 @@ def grown_mb(before: float | None) -> float | None:
     return None if before is None or after is None else max(after - before, 0.0)
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(stolen, total) CPU ticks of all cores since boot (Linux /proc/stat); None elsewhere. Stolen ticks are
+    time the hypervisor gave this virtual machine's cores to other guests: a busy cloud host runs the same VM 2-3x
+    slower and far noisier, with the same CPU name."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    return (ticks[7], sum(ticks)) if len(ticks) == 8 else None
+
+
+def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of CPU time stolen between two ``cpu_ticks()`` readings (None where either is missing)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iters: int = 30, min_s: float = 0.0,
                 block: int = 5) -> list[dict]:
     """Time several models side by side on one fixed random frame: each warms up for ``warmup_s``, then they take
     turns, ``block`` calls each, until every one has at least ``iters`` calls (and ``min_s`` seconds have passed).
     Taking turns spreads a machine's drift (a busy neighbour, a throttling clock) over all of them alike, so their
-    ratios hold even where the absolute numbers move from minute to minute."""
+    ratios hold even where the absolute numbers move from minute to minute. ``stolen`` is the share of CPU time the
+    hypervisor took meanwhile (``cpu_ticks``), the same for every model of the turn."""
     frame = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     warmup_mb = []  # what each model's first calls at this size allocated (its arena for this frame size)
     for model in models:
@@ -48,19 +69,19 @@ def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iter
                 break
         warmup_mb.append(grown_mb(before))
         model.timer.reset()
-    e2e, t0 = [[] for _ in models], time.perf_counter()
+    e2e, t0, ticks = [[] for _ in models], time.perf_counter(), cpu_ticks()
     while len(e2e[0]) < iters or time.perf_counter() - t0 < min_s:
         for model, samples in zip(models, e2e):
             for _ in range(min(block, max(iters - len(samples), 1))):
                 t = time.perf_counter()
                 model.stylize(frame)
                 samples.append((time.perf_counter() - t) * 1e3)
-    rows = []
+    rows, stolen = [], stolen_share(ticks, cpu_ticks())
     for model, samples, grown in zip(models, e2e, warmup_mb):
         stats = summarize(samples)
         rows.append({"end_to_end_ms": stats, "fps": 1e3 / stats["median"],
                      "stages_ms": {k: v for k, v in model.timer.stats().items()},
-                     "rss_mb": rss_mb(), "warmup_mb": grown, "unstable": stats["cv"] > CV_WARNING})
+                     "rss_mb": rss_mb(), "warmup_mb": grown, "unstable": stats["cv"] > CV_WARNING, "stolen": stolen})
     return rows
 
 

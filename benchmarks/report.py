@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from .harness import STOLEN_WARNING
 from .results import RESULTS_DIR, device_slug, load_runs
 
 
@@ -42,6 +43,13 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _stolen(run: dict) -> str:
+    """The most CPU time the VM's host took while a run timed (``harness.cpu_ticks``), where it was enough to matter;
+    runs from before it was recorded say nothing."""
+    most = max((r.get("stolen") or 0 for r in run["results"]), default=0)
+    return f", {most:.0%} of CPU time stolen by the VM's host" if most > STOLEN_WARNING else ""
 
 
 def _row_key(r: dict) -> tuple:
@@ -184,14 +192,17 @@ def render(root: Path = RESULTS_DIR) -> Path:
              "in, a uint8 BGR frame out, pre- and post-processing included. Only numbers from the same run are "
              "measured side by side. ⚠ marks a coefficient of variation above 5%. Host MB is what the model added to "
              "the process's resident memory (its load and its first calls at that frame size and the ones before; "
-             "older runs give the whole process's RSS, in brackets).", ""]
+             "older runs give the whole process's RSS, in brackets). On a virtual machine, a run's line says how much "
+             "CPU time the host gave to other guests while it timed, where that was over 2%: such a run's milliseconds "
+             "are that VM's on that day, slower and noisier than its CPU, and its ratios still hold.", ""]
     for slug in sorted(devices.keys() | kernels.keys() | engines.keys()):
         keyed = devices[slug]
         runs = {run["file"]: run for run, _ in [*keyed.values(), *kernels[slug].values(), *engines[slug].values()]}
         newest = max(runs.values(), key=lambda run: run["created"])
         rows = [r for _, r in keyed.values()]
         lines += [f"## {slug}", "", _device_line(newest["device"]), "",
-                  "Runs: " + ", ".join(f"`{f}` ({run['created']})" for f, run in sorted(runs.items())), ""]
+                  "Runs: " + ", ".join(f"`{f}` ({run['created']}{_stolen(run)})" for f, run in sorted(runs.items())),
+                  ""]
         if rows:
             lines += ["| model | arch | precision | backend | frame | median ms | p95 ms | p99 ms | FPS | pre / infer / "
                       "post ms | host (+ GPU) MB | style distance | run |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -1,4 +1,5 @@
 """Benchmark statistics, peers, a real 2-iteration CPU run, the results database and the report."""
+import itertools
 import json
 import subprocess
 import sys
@@ -168,6 +169,28 @@ def test_device_block_and_results_database_and_report(tmp_path):
     assert "| wave |" in text and "| candy |" in text and text.count("64×96") == 2 and "32×48" in text
     assert "speed against quality" in text  # the shipped styles carry style distances
     assert (tmp_path / slug / "quality.png").stat().st_size > 1000
+
+
+def test_cpu_time_a_virtual_machines_host_took_is_measured_and_reported(tmp_path, monkeypatch, capsys):
+    assert harness.stolen_share((100, 1000), (150, 1500)) == 0.1
+    assert harness.stolen_share(None, (150, 1500)) is None and harness.stolen_share((1, 9), (1, 9)) is None
+    if harness.cpu_ticks() is not None:  # Linux: a real run records what its host took (most often nothing)
+        row = harness.bench_style("wave", "onnxruntime", "fp32", [(32, 48)], threads=1, warmup_s=0, iters=2)[0]
+        assert row["stolen"] is None or 0 <= row["stolen"] <= 1
+    # a host that takes 30% of the time: the CLI says so under its table and the report on the run's line
+    ticks = itertools.cycle([(0, 0), (30, 100)])  # read before and after each size's turns
+    monkeypatch.setattr(harness, "cpu_ticks", lambda: next(ticks))
+    from stylecam.cli import main
+
+    main(["bench", "--models", "candy", "--sizes", "32x48,32x64", "--iters", "2", "--warmup", "0", "--threads", "1"])
+    assert "host took 30% at 32x48, 30% at 32x64 of its CPU time" in capsys.readouterr().out
+    rows = harness.bench_style("candy", "onnxruntime", "fp32", [(32, 48)], threads=1, warmup_s=0, iters=2)
+    calm = [{**rows[0], "stolen": 0.01}]
+    results.save_run(rows, results.device_block(), root=tmp_path)
+    text = report.render(tmp_path).read_text()
+    assert "30% of CPU time stolen by the VM's host" in text
+    results.save_run(calm, results.device_block(), root=tmp_path / "calm")
+    assert "stolen by the VM's host)" not in report.render(tmp_path / "calm").read_text()
 
 
 def test_cli_bench_prints_a_table():

@@ -320,6 +320,10 @@ def cmd_bench(args) -> None:
         print(f"{r['model']:<24}{r['precision']:<10}{r['backend']['backend']:<13}"
               f"{'{}x{}'.format(*r['size']):>11}{r['end_to_end_ms']['median']:>11.2f}"
               f"{r['end_to_end_ms']['p95']:>9.2f}{r['fps']:>8.1f}{held:>9}{warn}")
+    stolen = {"{}x{}".format(*r["size"]): r["stolen"] for r in rows if (r["stolen"] or 0) > harness.STOLEN_WARNING}
+    if stolen:  # the same for every case of a size: they took turns
+        print("⚠ the virtual machine's host took " + ", ".join(f"{v:.0%} at {k}" for k, v in stolen.items()) +
+              " of its CPU time: these milliseconds are this VM's today, the ratios within the run still hold")
     if args.save:
         print(f"saved {results.save_run(rows, device)}")
 
