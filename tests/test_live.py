@@ -209,6 +209,25 @@ def test_disk_running_out_stops_cleanly_with_a_playable_file(stylizer, tmp_path,
     assert n == 30
 
 
+def test_a_video_of_mixed_frame_sizes_keeps_every_frame_letterboxed(stylizer, tmp_path, caplog):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(64, 96), (96, 64), (64, 96), (32, 160)]):  # landscape, portrait, same, wide
+        cv2.imwrite(str(photos / f"{i}.png"), rng.integers(60, 256, (h, w, 3), dtype=np.uint8))
+    out = tmp_path / "slideshow.avi"
+    with caplog.at_level(logging.WARNING, logger="stylecam"):
+        stats = Pipeline(str(photos), stylizer, [VideoFileSink(out, fps=5)]).run()
+    assert stats.frames == 4 and "frame 2 is 64x96 (width x height), the video 96x64" in caplog.text
+    assert caplog.text.count("letterboxed") == 1  # said once, not per frame
+    cap, frames = cv2.VideoCapture(str(out)), []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    assert len(frames) == 4 and all(f.shape == (64, 96, 3) for f in frames)
+    portrait = frames[1].max(axis=2)  # 64 wide at 2/3 scale: the middle 43 columns, black bars either side
+    assert portrait[:, :20].max() < 30 and portrait[:, -20:].max() < 30 and portrait[:, 30:66].mean() > 60
+
+
 def test_sigterm_finalizes_the_recording(tmp_path):
     out = tmp_path / "live.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "stylecam.cli", "live", "--source", "demo", "--loop",

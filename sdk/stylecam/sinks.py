@@ -26,8 +26,22 @@ class StopPipeline(Exception):
     """Raised by a sink (or control) to end the run; the message says why."""
 
 
+def letterbox(view: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``view`` scaled to fit ``size`` (W, H) whole, aspect kept, centred on black."""
+    (w, h), (vh, vw) = size, view.shape[:2]
+    scale = min(w / vw, h / vh)
+    fw, fh = max(round(vw * scale), 1), max(round(vh * scale), 1)
+    fitted = cv2.resize(view, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((h, w, 3), np.uint8)
+    top, left = (h - fh) // 2, (w - fw) // 2
+    out[top:top + fh, left:left + fw] = fitted
+    return out
+
+
 class VideoFileSink:
-    """Writes frames to a video file; stops cleanly, with a playable file, before the disk fills up."""
+    """Writes frames to a video file; stops cleanly, with a playable file, before the disk fills up. A video has
+    one frame size, its first frame's: OpenCV's writer silently drops frames of any other (a folder of mixed
+    photos, a stream that reconnects at another resolution), so those are letterboxed into it, said once."""
 
     def __init__(self, path, fps: float = 30.0, min_free_bytes: int = 64 << 20):
         self.path = Path(path)
@@ -37,17 +51,25 @@ class VideoFileSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps, self.min_free = fps, min_free_bytes
         self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None  # (W, H) of the video
         self.frames = 0
+        self.letterboxed = 0
 
     def write(self, view: np.ndarray, frame) -> None:
         if self.frames % 30 == 0 and shutil.disk_usage(self.path.parent).free < self.min_free:
             raise StopPipeline(f"{self.path}: less than {self.min_free >> 20} MiB free on its disk; stopped "
                                f"after {self.frames} frames, the file is finalized and playable")
         if self.writer is None:
-            h, w = view.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            self.size = view.shape[1::-1]
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
             if not self.writer.isOpened():
                 raise StopPipeline(f"{self.path}: OpenCV could not open a {self.fourcc} writer here")
+        elif view.shape[1::-1] != self.size:
+            if not self.letterboxed:
+                log.warning("%s: frame %d is %dx%d (width x height), the video %dx%d (its first frame's): frames of "
+                            "another size are letterboxed into it", self.path, self.frames + 1, *view.shape[1::-1], *self.size)
+            self.letterboxed += 1
+            view = letterbox(view, self.size)
         self.writer.write(view)
         self.frames += 1
 
