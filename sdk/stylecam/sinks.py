@@ -67,7 +67,8 @@ class VideoFileSink:
         elif view.shape[1::-1] != self.size:
             if not self.letterboxed:
                 log.warning("%s: frame %d is %dx%d (width x height), the video %dx%d (its first frame's): frames of "
-                            "another size are letterboxed into it", self.path, self.frames + 1, *view.shape[1::-1], *self.size)
+                            "another size are letterboxed into it", self.path, self.frames + 1, *view.shape[1::-1],
+                            *self.size)
             self.letterboxed += 1
             view = letterbox(view, self.size)
         self.writer.write(view)
