@@ -119,6 +119,19 @@ def http_json(port, path, method="GET"):
     return resp.status, json.loads(body) if body.startswith(b"{") else body
 
 
+def test_a_port_already_taken_says_so_and_what_to_do():
+    held = MJPEGServer("127.0.0.1", 0)
+    try:
+        with pytest.raises(OSError, match=f"127.0.0.1:{held.port}: .*holds that port: stop it, or pick another"):
+            MJPEGServer("127.0.0.1", held.port)
+        from stylecam.cli import main
+
+        with pytest.raises(SystemExit, match="give HOST:PORT or PORT"):  # said before the camera is opened
+            main(["live", "--source", "no/such/camera.mp4", "--http", "127.0.0.1:80x", "--no-window"])
+    finally:
+        held.close()
+
+
 def test_http_stream_and_controls_with_a_real_client(stylizer, tmp_path):
     controls = Controls(stylizer, styles=["candy", "wave"])
     server = MJPEGServer("127.0.0.1", 0, controls)

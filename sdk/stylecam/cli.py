@@ -122,6 +122,10 @@ def cmd_live(args) -> None:
     from .sinks import MJPEGServer, WindowSink, file_sink
     from .sources import open_source
 
+    host, _, port = (args.http or "").rpartition(":")
+    if args.http and not port.isdigit():  # said before the model loads and the camera opens
+        raise ValueError(f"--http {args.http}: give HOST:PORT or PORT, e.g. 127.0.0.1:8080")
+    http = (host or "127.0.0.1", int(port or 0))
     profile = _look(args)
     stylizer = _stylizer(args, profile)
     source = open_source(args.source, loop=args.loop, width=args.width, height=args.height, fps=args.fps)
@@ -129,8 +133,7 @@ def cmd_live(args) -> None:
                         profile=args.profile)
     sinks = []
     if args.http:
-        host, _, port = args.http.rpartition(":")
-        sinks.append(MJPEGServer(host or "127.0.0.1", int(port), controls))
+        sinks.append(MJPEGServer(*http, controls))
     if args.output:
         sinks.append(file_sink(args.output, fps=source.fps))
     if not args.no_window:

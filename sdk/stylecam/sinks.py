@@ -5,6 +5,7 @@ the pipeline's Frame record, and ``close()``. A sink raises ``StopPipeline`` to 
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -193,6 +194,12 @@ function c(cmd){fetch('/control?cmd='+cmd,{method:'POST'}).then(r=>r.json()).the
 </script></body></html>"""
 
 
+_BIND_HINTS = {errno.EADDRINUSE: "another program (an earlier stylecam?) holds that port: stop it, or pick another "
+                                 "port (0 takes any free one)",
+               errno.EACCES: "ports below 1024 need root: use one like 8080",
+               errno.EADDRNOTAVAIL: "this machine has no such address: use 127.0.0.1, or 0.0.0.0 for every interface"}
+
+
 class MJPEGServer:
     """MJPEG over HTTP: ``/`` a page with controls, ``/stream.mjpg``, ``/frame.jpg``, ``/status``,
     ``/control?cmd=...`` with any ``Controls.handle`` command (next, strength=0.5, mix=udnie, smoothing=0.5, save...).
@@ -246,7 +253,11 @@ class MJPEGServer:
                     return self._send(json.dumps({"error": str(e)}).encode(), "application/json", 400)
                 self._send(json.dumps({"result": result, **server.status()}).encode(), "application/json")
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as e:
+            raise OSError(f"cannot serve the stream on {host}:{port}: {e.strerror or e}; "
+                          f"{_BIND_HINTS.get(e.errno, 'check the address')}") from e
         self.httpd.daemon_threads = True
         self.host, self.port = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="stylecam-http", daemon=True)
