@@ -79,6 +79,8 @@ def test_run_refuses_outputs_that_would_lose_something(tmp_path):
     for args, says in [(["--input", str(photos), "--output", str(photos)], "would overwrite it"),
                        (["--input", str(photos), "--output", str(tmp_path / "x.jpg")], "is one image"),
                        (["--input", str(DEMO_CLIP), "--output", str(tmp_path / "x.gif")], "unknown output type"),
+                       (["--input", str(DEMO_CLIP), "--output", str(tmp_path / "x.gif"), "--style", "nonexistent"],
+                        "unknown output type"),  # said before the model loads
                        (["--input", str(photos / "broken.jpg"), "--output", str(tmp_path / "b.png")],
                         "not a readable image")]:
         r = subprocess.run([*CLI, "run", *args], capture_output=True, text=True)

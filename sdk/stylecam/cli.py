@@ -91,17 +91,18 @@ def _run_pipeline(pipeline):
 
 def cmd_run(args) -> None:
     from .live import Pipeline
-    from .sinks import PreviewSink, ProgressSink, WindowSink, file_sink
-    from .sources import IMAGE_SUFFIXES, open_source
+    from .sinks import PreviewSink, ProgressSink, WindowSink, file_sink, output_kind
+    from .sources import open_source
 
     if args.output and Path(args.output).resolve() == Path(args.input).resolve():
         raise ValueError(f"--output {args.output} is the input: that would overwrite it; name another file or folder")
+    kind = output_kind(args.output) if args.output else None  # said before the model loads
     stylizer = _stylizer(args)
     source = open_source(args.input)
     total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
     sinks = [ProgressSink(total, desc=f"stylizing ({stylizer.style})")]
     if args.output:
-        if Path(args.output).suffix.lower() in IMAGE_SUFFIXES and total != 1:
+        if kind == "image" and total != 1:
             raise ValueError(f"--output {args.output} is one image, but the input has {total or 'many'} frames; "
                              "give a folder (no suffix) or a video file")
         sinks.append(file_sink(args.output, fps=source.fps))
@@ -119,9 +120,11 @@ def cmd_run(args) -> None:
 
 def cmd_live(args) -> None:
     from .live import Controls, Pipeline
-    from .sinks import MJPEGServer, WindowSink, file_sink
+    from .sinks import MJPEGServer, WindowSink, file_sink, output_kind
     from .sources import open_source
 
+    if args.output:
+        output_kind(args.output)  # said before the model loads and the camera opens
     host, _, port = (args.http or "").rpartition(":")
     if args.http and not port.isdigit():  # said before the model loads and the camera opens
         raise ValueError(f"--http {args.http}: give HOST:PORT or PORT, e.g. 127.0.0.1:8080")

@@ -104,15 +104,20 @@ class ImageFileSink:
         pass
 
 
-def file_sink(path, fps: float = 30.0):
-    """A video file (by its suffix), an image file, or a folder of images (a path without a suffix)."""
+def output_kind(path) -> str:
+    """'video', 'image' or 'folder' (a path without a suffix), by the path's suffix; ValueError for any other."""
     suffix = Path(path).suffix.lower()
     if suffix in _FOURCC:
-        return VideoFileSink(path, fps=fps)
+        return "video"
     if suffix in IMAGE_SUFFIXES or not suffix:
-        return ImageFileSink(path)
+        return "image" if suffix else "folder"
     raise ValueError(f"{path}: unknown output type; give a video file ({', '.join(sorted(_FOURCC))}), an image "
                      f"({', '.join(IMAGE_SUFFIXES)}) or a folder")
+
+
+def file_sink(path, fps: float = 30.0):
+    """A video file (by its suffix), an image file, or a folder of images (a path without a suffix)."""
+    return VideoFileSink(path, fps=fps) if output_kind(path) == "video" else ImageFileSink(path)
 
 
 class PreviewSink:
