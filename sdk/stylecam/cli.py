@@ -157,14 +157,16 @@ def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, help="the network's resolution relative to the frame, 0.1..2 (0.5: strokes "
                    "twice as large, about 4x less compute; default: the profile's, else 1)")
     p.add_argument("--profile", help="profile file (default: $STYLECAM_PROFILE or ~/.config/stylecam/profile.json)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"],
+                   help="auto: TensorRT where it and a GPU run, else ONNX Runtime on the CPU; torch is the CUDA "
+                        "reference (stylecam backends says which run here)")
     p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS],
                    help="auto: FP16 on TensorRT, INT8-CPU on ONNX Runtime's CPU provider, else FP32, where the "
                         "bundle has it")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
     p.add_argument("--tile", type=int, help="largest network input side in pixels: bigger frames run in overlapping "
                    "tiles stitched into the same image, in a tile's memory (e.g. 1024 for 12 MP photos on a Jetson)")
-    p.add_argument("--max-frames", type=int)
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
 
 
 def _profile_value(key: str, text: str):
