@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ from stylecam.frames import from_tensor, to_tensor
 from stylecam.quality import psnr, ssim
 from stylecam.sources import IMAGE_SUFFIXES
 
+log = logging.getLogger("stylecam")
+MIN_SIDE = 32  # pixels: the smallest photo side the metrics and gates take (images())
 GATE_DB = {"fp16": 45.0, "int8": 30.0, "int8-cpu": 30.0}
 INT8_SCHEMES = {  # how each INT8 variant is quantized, and the line its manifest record carries
     "int8": {"activation": "QInt8", "symmetric": True, "quantize_bias": False, "signed_stem": True, "float": "fp16",
@@ -83,15 +86,24 @@ def shared_content() -> Path | None:
 
 
 def images(folder: str | Path, count: int, max_side: int = 512, pattern: str = "*") -> list[np.ndarray]:
-    """Up to ``count`` BGR photos from ``folder`` (name order), longer side scaled to ≤ max_side."""
+    """Up to ``count`` BGR photos from ``folder`` (name order), longer side scaled to ≤ max_side. Unreadable ones,
+    and ones whose shorter side is then under ``MIN_SIDE`` (VGG16's deepest style layer sees 1/8 of it, and the
+    network's own margin is larger), are skipped with a warning."""
     paths = sorted(p for p in Path(folder).glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
     out = []
     for p in paths:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is None:
+            log.warning("%s: not a readable image, skipped", p)
             continue
-        s = max_side / max(img.shape[:2])
-        out.append(cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img)
+        (h, w), s = img.shape[:2], max_side / max(img.shape[:2])
+        if s < 1:
+            img = cv2.resize(img, (max(round(w * s), 1), max(round(h * s), 1)), interpolation=cv2.INTER_AREA)
+        if min(img.shape[:2]) < MIN_SIDE:
+            log.warning("%s: %dx%d is too small to judge (its shorter side is under %d px at a longer side of at "
+                        "most %d), skipped", p, img.shape[1], img.shape[0], MIN_SIDE, max_side)
+            continue
+        out.append(img)
         if len(out) == count:
             break
     if not out:

@@ -28,6 +28,27 @@ def test_metrics_separate_the_photo_from_its_stylization():
     assert outs[0].shape == photos[0].shape and (same[0] == photos[0]).all()
 
 
+def test_photos_too_small_to_judge_or_unreadable_are_skipped_with_a_warning(tmp_path, caplog):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"a_ok.png": (120, 160), "b_dot.png": (1, 1), "c_strip.png": (3, 2000),
+                         "d_narrow.png": (40, 640)}.items():
+        cv2.imwrite(str(tmp_path / name), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    (tmp_path / "e_empty.jpg").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="stylecam"):
+        kept = images(tmp_path, 10, max_side=320)
+    assert [p.shape for p in kept] == [(120, 160, 3)]  # d_narrow is 20 px high at a longer side of 320
+    assert "b_dot.png: 1x1 is too small" in caplog.text and "c_strip.png: 320x1 is too small" in caplog.text
+    assert "d_narrow.png: 320x20 is too small" in caplog.text and "e_empty.jpg: not a readable image" in caplog.text
+    assert len(images(tmp_path, 10, max_side=640)) == 2  # d_narrow at its own size, 40 px high, is kept
+    photos = images(tmp_path, 10, max_side=640)
+    shared("vgg16")
+    ev = Evaluator(photos, crops=4)  # the metrics run on the smallest photo it keeps
+    metrics, _ = ev.evaluate(load_bundle(STYLES_DIR / "wave_nano"), shared("styles/wave.jpg"), style_size=128)
+    assert metrics["content_loss"] > 0
+
+
 def test_kid_is_zero_for_the_same_distribution_and_grows_with_a_shift():
     import numpy as np
 

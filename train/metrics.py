@@ -60,6 +60,7 @@ class Evaluator:
     def _style_crops(self, style_rgb: np.ndarray, size: int = 128) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
         h, w = style_rgb.shape[:2]
+        size = min(size, h, w)  # a small painting: crops as large as it allows
         feats = []
         for _ in range(self.crops):
             y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
