@@ -52,7 +52,7 @@ def _photos(folder, names=("a.jpg", "b.png")):
 
 
 def test_run_stylizes_a_photo_and_a_folder_of_photos(tmp_path):
-    photos = _photos(tmp_path / "photos")
+    photos = _photos(tmp_path / "photos", names=("a.jpg", "b.png", "c.TIFF"))
     one = tmp_path / "one.png"
     subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos / "b.png"), "--output", str(one),
                     "--threads", "2"], capture_output=True, text=True, check=True)
@@ -61,7 +61,7 @@ def test_run_stylizes_a_photo_and_a_folder_of_photos(tmp_path):
     r = subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos), "--output", str(tmp_path / "styled"),
                         "--threads", "2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a.jpg", "b.png"]  # same names
+    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a.jpg", "b.png", "c.TIFF"]  # same names
     assert "broken.jpg: not a readable image, skipped" in r.stderr
     assert abs(cv2.imread(str(tmp_path / "styled" / "b.png")).astype(int) - styled).max() <= 1  # the same frame
     coarse = tmp_path / "coarse.png"

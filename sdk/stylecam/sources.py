@@ -16,7 +16,7 @@ import numpy as np
 
 DEMO_CLIP = Path(__file__).parent / "data" / "demo_640x360.mp4"
 log = logging.getLogger("stylecam")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class SourceError(RuntimeError):
