@@ -112,6 +112,33 @@ def _quality_plot(rows: list[dict], path: Path, title: str) -> bool:
     return True
 
 
+def _side_by_side(devices: dict) -> list[str]:
+    """Median ms of each bundled style, precision and backend at 480×640 and 720p, one column per device, for the
+    rows measured on at least two devices (no smoothing, full network scale)."""
+    cells, slugs = defaultdict(dict), sorted(devices)
+    for slug in slugs:
+        for run, r in devices[slug].values():
+            if not r["peer"] and not r.get("smoothing") and r.get("scale", 1.0) == 1 and \
+                    tuple(r["size"]) in ((480, 640), (720, 1280)):
+                key = (tuple(r["size"]), r["model"], r["precision"], r["backend"]["backend"])
+                cells[key][slug] = f"{r['end_to_end_ms']['median']:.1f}{' ⚠' if r['unstable'] else ''}"
+    keys = sorted(k for k, row in cells.items() if len(row) > 1)
+    if not keys:
+        return []
+    lines = ["## Devices side by side", "",
+             "Median end-to-end ms of the bundled styles measured on two devices or more: the newest result on "
+             "each (the sections below name the runs). Columns come from different runs and days, so they compare "
+             "loosely: on a VM one day's milliseconds can be twice another's (steal time, above). Ratios from one "
+             "run are firmer.", "",
+             "| frame | model | precision | backend | " + " | ".join(slugs) + " |",
+             "|---|---|---|---|" + "---|" * len(slugs)]
+    for size, model, precision, backend in keys:
+        row = cells[(size, model, precision, backend)]
+        lines.append(f"| {size[0]}×{size[1]} | {model} | {precision} | {backend} | " +
+                     " | ".join(row.get(slug, "–") for slug in slugs) + " |")
+    return lines + [""]
+
+
 def _kernel_table(keyed) -> list[str]:
     lines = ["", "Pre/post-processing alone (`stylecam bench kernels`): CUDA kernels as effective GB/s (bytes read and "
              "written / time) against a device-to-device copy timed in the same run; the CPU path in ms.", "",
@@ -195,6 +222,7 @@ def render(root: Path = RESULTS_DIR) -> Path:
              "older runs give the whole process's RSS, in brackets). On a virtual machine, a run's line says how much "
              "CPU time the host gave to other guests while it timed, where that was over 2%: such a run's milliseconds "
              "are that VM's on that day, slower and noisier than its CPU, and its ratios still hold.", ""]
+    lines += _side_by_side(devices)
     for slug in sorted(devices.keys() | kernels.keys() | engines.keys()):
         keyed = devices[slug]
         runs = {run["file"]: run for run, _ in [*keyed.values(), *kernels[slug].values(), *engines[slug].values()]}

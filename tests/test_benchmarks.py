@@ -171,6 +171,24 @@ def test_device_block_and_results_database_and_report(tmp_path):
     assert (tmp_path / slug / "quality.png").stat().st_size > 1000
 
 
+def test_the_report_puts_devices_side_by_side_where_two_measured_the_same_case(tmp_path):
+    rows = harness.bench_style("wave_nano", "onnxruntime", "fp32", [(48, 64)], threads=1, warmup_s=0, iters=2)
+    at = lambda size, ms: [{**rows[0], "size": list(size), "unstable": False,  # noqa: E731
+                            "end_to_end_ms": {**rows[0]["end_to_end_ms"], "median": ms}}]
+    device = results.device_block()
+    results.save_run(at((480, 640), 11.0) + at((720, 1280), 33.0), {**device, "cpu": "Alpha CPU"}, root=tmp_path)
+    results.save_run(at((480, 640), 22.0), {**device, "cpu": "Beta CPU"}, root=tmp_path)
+    text = report.render(tmp_path).read_text()
+    table = text.split("## Devices side by side")[1].split("\n## ")[0]
+    alpha, beta = (results.device_slug({**device, "cpu": c}) for c in ("Alpha CPU", "Beta CPU"))
+    assert f"| frame | model | precision | backend | {alpha} | {beta} |" in table
+    assert "| 480×640 | wave_nano | fp32 | onnxruntime | 11.0 | 22.0 |" in table
+    assert "720×1280" not in table  # measured on one device only: its own section has it
+    one = tmp_path / "one"
+    results.save_run(at((480, 640), 11.0), device, root=one)
+    assert "Devices side by side" not in report.render(one).read_text()
+
+
 def test_cpu_time_a_virtual_machines_host_took_is_measured_and_reported(tmp_path, monkeypatch, capsys):
     assert harness.stolen_share((100, 1000), (150, 1500)) == 0.1
     assert harness.stolen_share(None, (150, 1500)) is None and harness.stolen_share((1, 9), (1, 9)) is None
