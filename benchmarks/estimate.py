@@ -113,12 +113,18 @@ def estimate(onnx_path: str | Path, model: str, precisions, sizes, devices=JETSO
 
 
 def save(rows: list[dict], path: Path) -> Path:
+    """Write ``rows`` to ``path``, keeping the rows of other models already there when they were estimated under
+    the same assumptions (a model estimated again replaces its own rows)."""
     import json
     import time
 
     from stylecam.bundle import atomic_write_bytes
 
-    doc = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "assumptions": assumptions(), "estimates": rows}
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    models = {r["model"] for r in rows}
+    kept = [r for r in old.get("estimates", []) if r["model"] not in models] \
+        if old.get("assumptions") == json.loads(json.dumps(assumptions())) else []
+    doc = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "assumptions": assumptions(), "estimates": kept + rows}
     atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
     return path
 

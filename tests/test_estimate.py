@@ -1,4 +1,5 @@
 """The Jetson estimator: its roofline arithmetic, its ordering on a real bundle, and the check against measurement."""
+import json
 import subprocess
 import sys
 
@@ -73,6 +74,20 @@ def test_check_sets_predictions_beside_measured_tensorrt_runs_and_the_report_sho
     assert checked[0]["ratio"] == pytest.approx(checked[0]["network_ms"] / 0.5, abs=0.01)
     text = report.render(tmp_path).read_text()
     assert "Checked against measured TensorRT" in text and f"| {checked[0]['ratio']:.2f} |" in text
+
+
+def test_saving_estimates_keeps_other_models_and_replaces_a_model_estimated_again(tmp_path, monkeypatch):
+    path = tmp_path / "estimate.json"
+    one = lambda name, size: estimate.estimate(resolve(name).model_file("fp32"), name, ["fp16"], [size],  # noqa: E731
+                                               devices=["Jetson Orin Nano 8GB"])
+    estimate.save(one("candy", (480, 640)) + one("wave", (480, 640)), path)
+    estimate.save(one("wave_nano", (480, 640)) + one("candy", (720, 1280)), path)
+    kept = json.loads(path.read_text())["estimates"]
+    assert sorted((r["model"], tuple(r["size"])) for r in kept) == [
+        ("candy", (720, 1280)), ("wave", (480, 640)), ("wave_nano", (480, 640))]
+    monkeypatch.setattr(estimate, "DRAM_EFFICIENCY", 0.5)  # new assumptions: the old rows are not comparable
+    estimate.save(one("wave_nano", (480, 640)), path)
+    assert [r["model"] for r in json.loads(path.read_text())["estimates"]] == ["wave_nano"]
 
 
 def test_cli_bench_estimate(tmp_path):

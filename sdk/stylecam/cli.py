@@ -382,10 +382,11 @@ def bench_estimate(args) -> None:
         int8 = set(int8_convs(bundle.model_file("int8"))) if "int8" in bundle.variants else None  # mixed INT8
         rows += estimate.estimate(bundle.model_file("fp32"), bundle.name, precisions, sizes, int8_layers=int8)
     print("predicted, not measured (assumptions in stylecam/benchmarks/estimate.py)")
-    print(f"{'model':<14}{'device':<24}{'precision':<10}{'frame':>10}{'ms':>9}{'FPS':>8}  bound")
+    width = max(len(r["model"]) for r in rows) + 2
+    print(f"{'model':<{width}}{'device':<24}{'precision':<10}{'frame':>10}{'ms':>9}{'FPS':>8}  bound")
     for r in rows:
         mixed = f" ({r['int8_mac_share']:.0%} of MACs in INT8, the rest FP16)" if r.get("int8_mac_share", 1) < 1 else ""
-        print(f"{r['model']:<14}{r['device']:<24}{r['precision']:<10}{'{}x{}'.format(*r['size']):>10}"
+        print(f"{r['model']:<{width}}{r['device']:<24}{r['precision']:<10}{'{}x{}'.format(*r['size']):>10}"
               f"{r['ms']:>9.2f}{r['fps']:>8.0f}  {r['bound']}{mixed}")
     if args.save:
         print(f"saved {estimate.save(rows, RESULTS_DIR / 'estimate.json')}")
