@@ -605,16 +605,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="another ONNX style network, judged by the same metrics (contract: rgb01, rgb255, bgr255, "
                          "rgb-11, optionally ,nhwc and ,out255); its painting: --style-image or the first style's")
     ev.add_argument("--photos", help="held-out photos (default: shared/data/content bsds_val_*)")
-    ev.add_argument("--count", type=int, default=20)
+    ev.add_argument("--count", type=int, default=20, help="how many photos, in name order (default 20)")
     ev.add_argument("--size", type=int, default=384, help="longer side of each photo")
     ev.add_argument("--style-image", help="style reference (default: the original painting in "
                     "shared/data/styles when found, else the bundle's style.jpg thumbnail)")
     ev.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
     ev.add_argument("--sheet", help="write a contact sheet PNG (rows: photos, columns: styles)")
-    ev.add_argument("--sheet-rows", type=int, default=4)
+    ev.add_argument("--sheet-rows", type=int, default=4, help="photos on the contact sheet (default 4)")
     ev.add_argument("--video", action="append", help="measure flicker (temporal warping error relative to the "
                     "input's) on this clip instead; repeatable; needs no torch")
-    ev.add_argument("--frames", type=int, default=60, help="with --video: frames per clip")
+    ev.add_argument("--frames", type=int, default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--smoothing", type=float, default=0.0, help="with --video: also measure runtime smoothing")
     ev.add_argument("--strip", help="with --video: PNG of consecutive frames and a flicker heat map per style")
     ev.add_argument("--variant", default="fp32", choices=VARIANTS,
