@@ -23,33 +23,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content", required=True, help="folder of content photos")
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--arch", help="small (default), tiny, nano or johnson; with --init, the bundle's")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default %(default)s)")
     p.add_argument("--size", type=int, default=256, help="training crop size")
     p.add_argument("--style-size", type=int, default=512, help="longer side of the style image")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=int, default=4, help="crops per step (default %(default)s)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3; with --qat 1e-4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--content-weight", type=float, default=LossWeights.content)
-    p.add_argument("--style-weight", type=float, default=LossWeights.style)
-    p.add_argument("--tv-weight", type=float, default=LossWeights.tv)
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order (default %(default)s)")
+    p.add_argument("--content-weight", type=float, default=LossWeights.content,
+                   help="VGG16 relu2_2 content loss weight (default %(default)g)")
+    p.add_argument("--style-weight", type=float, default=LossWeights.style,
+                   help="Gram style loss weight: more paints more (default %(default)g)")
+    p.add_argument("--tv-weight", type=float, default=LossWeights.tv,
+                   help="total variation weight: more smooths more (default %(default)g)")
     p.add_argument("--temporal-weight", type=float, default=LossWeights.temporal,
                    help="video stability loss weight (0 = off; 5e6 measured best, see the README)")
     p.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
+    p.add_argument("--checkpoint-every", type=int, default=200,
+                   help="steps between checkpoints --resume continues from (default %(default)s)")
     p.add_argument("--content-limit", type=int, help="use only the first N content photos")
-    p.add_argument("--name")
-    p.add_argument("--title")
+    p.add_argument("--name", help="the style's name in its manifest (default: the --out folder's)")
+    p.add_argument("--title", help="a human title for the model card, e.g. the painting's")
     p.add_argument("--style-licence", default="unknown", help="licence of the style image, for the model card")
-    p.add_argument("--init", help="start from this bundle's weights, a folder or a bundled style name (fine-tune a new style from an old one)")
+    p.add_argument("--init", help="start from this bundle's weights, a folder or a bundled style name (fine-tune a "
+                   "new style from an old one)")
     p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="keep BatchNorm statistics fixed while training (default: on with --init, off from scratch)")
     p.add_argument("--gan", choices=["hinge", "lsgan"], help="add adversarial training against a PatchGAN "
                    "discriminator on style-image patches")
-    p.add_argument("--gan-weight", type=float, default=LossWeights.gan)
+    p.add_argument("--gan-weight", type=float, default=LossWeights.gan,
+                   help="with --gan: the generator's adversarial loss weight (default %(default)g)")
     p.add_argument("--stabilizer", default="sn", choices=["sn", "r1", "both"],
                    help="discriminator stabiliser: spectral norm, R1 gradient penalty, or both")
-    p.add_argument("--r1", type=float, default=0.1, help="R1 penalty weight γ (with --stabilizer r1/both; 1.0 held D at chance here)")
+    p.add_argument("--r1", type=float, default=0.1,
+                   help="R1 penalty weight γ (with --stabilizer r1/both; 1.0 held D at chance here)")
     p.add_argument("--d-lr", type=float, default=2e-4, help="discriminator learning rate")
     p.add_argument("--teacher", help="distil from this trained bundle (e.g. a johnson model of the same style)")
     p.add_argument("--distill-weight", type=float, default=LossWeights.distill_pixel,

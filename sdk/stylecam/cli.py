@@ -545,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     prof = sub.add_parser("profile", help="show or edit your saved look (style, strength, mix, smoothing, scale, "
                           "favourites), which run, live and Stylizer.from_profile() start from")
-    prof.add_argument("action", nargs="?", default="show", choices=["show", "set", "reset"])
+    prof.add_argument("action", nargs="?", default="show", choices=["show", "set", "reset"],
+                      help="show (default), set the given options, or reset to defaults")
     prof.add_argument("settings", nargs="*", metavar="KEY=VALUE",
                       help="for set: style=wave strength=0.8 mix=udnie mix_amount=0.3 smoothing=0.5 "
                       "scale=0.5 favourites=wave,udnie,candy")
@@ -578,7 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Thor from each model's graph; engines: TensorRT engine build time, size and load time "
                        "(--sm for tensorrt_rtx's ahead-of-time target); report: render the results database")
     bench.add_argument("--models", default="candy", help="comma list of bundled styles or bundle folders")
-    bench.add_argument("--backends", default="onnxruntime")
+    bench.add_argument("--backends", default="onnxruntime", help="comma list of onnxruntime, tensorrt, torch "
+                       "(default %(default)s)")
     bench.add_argument("--precisions", help="comma list of auto, fp32, fp16, int8, int8-cpu (default auto: what "
                                             "each backend runs by default; estimate: fp32, fp16, int8)")
     bench.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280; kernels: 1080x1920)")
@@ -592,8 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--tile", default="0", help="comma list of tile sides to time (e.g. 0,1024: the whole "
                        "frame, then 1024-pixel tiles, side by side; Stylizer(tile=))")
     bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
-    bench.add_argument("--iters", type=int, default=30)
-    bench.add_argument("--threads", type=int)
+    bench.add_argument("--iters", type=int, default=30, help="timed calls per case, at least (default %(default)s)")
+    bench.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime (default: its own choice)")
     bench.add_argument("--sm", help="engines with tensorrt_rtx: build for SM75/80/86/89/120/121 (default: this GPU, "
                        "else SM86)")
     bench.add_argument("--save", action="store_true", help="add the run to benchmarks/results/<device>/")
@@ -627,15 +629,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     export = sub.add_parser("export", help="write model.onnx for a bundle (needs stylecam[train])")
-    export.add_argument("bundle")
+    export.add_argument("bundle", help="bundle folder (a trained style)")
     export.add_argument("--check-image", help="photo for the torch/ONNX parity check (default: style.jpg)")
     export.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, int8 (TensorRT), int8-cpu "
                                                             "(ONNX Runtime on CPUs)")
     export.add_argument("--calib", help="INT8 calibration photos (default: shared/data/content imagenet_*)")
-    export.add_argument("--calib-count", type=int, default=32)
-    export.add_argument("--calib-method", default="percentile", choices=["percentile", "minmax"])
+    export.add_argument("--calib-count", type=int, default=32, help="INT8 calibration photos (default %(default)s)")
+    export.add_argument("--calib-method", default="percentile", choices=["percentile", "minmax"],
+                        help="INT8 activation ranges (default %(default)s)")
     export.add_argument("--eval", help="held-out photos for the gate (default: shared/data/content bsds_val_*)")
-    export.add_argument("--eval-count", type=int, default=8)
+    export.add_argument("--eval-count", type=int, default=8,
+                        help="held-out photos for the accuracy gate (default %(default)s)")
     export.set_defaults(func=cmd_export)
     return p
 
