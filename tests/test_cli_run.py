@@ -96,3 +96,14 @@ def test_styles_lists_every_bundled_style_in_aligned_columns():
     assert [line.split()[0] for line in lines] == bundled_styles()
     assert len({line.index("params") for line in lines}) == 1, lines  # one column, however long a title
     assert "int8-cpu" in lines[bundled_styles().index("candy")]
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from stylecam.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    silent = [f"{name} {action.option_strings or action.dest}" for name, command in commands.items()
+              for action in command._actions if not action.help and not isinstance(action, argparse._HelpAction)]
+    assert not silent, silent
