@@ -123,10 +123,10 @@ def cmd_live(args) -> None:
     from .sinks import MJPEGServer, WindowSink, file_sink, output_kind
     from .sources import open_source
 
-    if args.output:
-        output_kind(args.output)  # said before the model loads and the camera opens
+    if args.output:  # a wrong --output or --http is said before the model loads and the camera opens
+        output_kind(args.output)
     host, _, port = (args.http or "").rpartition(":")
-    if args.http and not port.isdigit():  # said before the model loads and the camera opens
+    if args.http and not port.isdigit():
         raise ValueError(f"--http {args.http}: give HOST:PORT or PORT, e.g. 127.0.0.1:8080")
     http = (host or "127.0.0.1", int(port or 0))
     profile = _look(args)
