@@ -74,6 +74,32 @@ def test_run_stylizes_a_photo_and_a_folder_of_photos(tmp_path):
     assert r.returncode != 0 and "scale must be in" in r.stderr and not (tmp_path / "x.png").exists()
 
 
+def test_a_photo_with_transparency_keeps_it(tmp_path):
+    import numpy as np
+
+    frame = cv2.VideoCapture(str(DEMO_CLIP)).read()[1]
+    alpha = np.zeros(frame.shape[:2], np.uint8)
+    alpha[:, 200:] = 255  # a cut-out: transparent left, opaque right
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "cutout.png"), np.dstack([frame, alpha]))
+    cv2.imwrite(str(photos / "deep.png"), np.dstack([frame, alpha]).astype(np.uint16) * 257)  # 16-bit RGBA
+    r = subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos), "--output", str(tmp_path / "out"),
+                        "--threads", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in ("cutout.png", "deep.png"):
+        out = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED)
+        assert out.shape == (*frame.shape[:2], 4) and (out[:, :, 3] == alpha).all(), name
+        assert abs(out[:, :, :3].astype(int) - frame).mean() > 10  # the colours are stylized
+    r = subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos), "--output", str(tmp_path / "v.avi"),
+                        "--threads", "2"], capture_output=True, text=True)  # a video has no alpha: dropped there
+    assert r.returncode == 0, r.stderr
+    cap, n = cv2.VideoCapture(str(tmp_path / "v.avi")), 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 2
+
+
 def test_run_refuses_outputs_that_would_lose_something(tmp_path):
     photos = _photos(tmp_path / "photos")
     for args, says in [(["--input", str(photos), "--output", str(photos)], "would overwrite it"),

@@ -57,6 +57,8 @@ class VideoFileSink:
         self.letterboxed = 0
 
     def write(self, view: np.ndarray, frame) -> None:
+        if view.shape[2] == 4:  # a photo with transparency: a video has none
+            view = cv2.cvtColor(view, cv2.COLOR_BGRA2BGR)
         if self.frames % 30 == 0 and shutil.disk_usage(self.path.parent).free < self.min_free:
             raise StopPipeline(f"{self.path}: less than {self.min_free >> 20} MiB free on its disk; stopped "
                                f"after {self.frames} frames, the file is finalized and playable")

@@ -19,6 +19,22 @@ log = logging.getLogger("stylecam")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")  # formats that can carry transparency
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray | None:
+    """A photo as BGR8 (EXIF orientation applied, 16-bit and gray converted), or BGRA8 where it has an alpha
+    channel (PNG, WebP, TIFF), which the Stylizer keeps; None where OpenCV cannot decode it."""
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if frame is None or Path(path).suffix.lower() not in ALPHA_SUFFIXES:
+        return frame
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.ndim != 3 or raw.shape[2] != 4 or raw.shape[:2] != frame.shape[:2]:
+        return frame
+    alpha = raw[:, :, 3:] if raw.dtype == np.uint8 else (raw[:, :, 3:] >> 8).astype(np.uint8)  # 16-bit: top byte
+    return np.concatenate([frame, alpha], axis=2)
+
+
 class SourceError(RuntimeError):
     """A source that cannot be opened; the message says which and why."""
 
@@ -162,7 +178,7 @@ class ImageFolderSource:
                     return None
                 self.i = 0
             path = self.paths[self.i]
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            frame = read_image(path)
             self.i += 1
             if frame is not None:
                 self.last_name = path.name
