@@ -8,13 +8,33 @@ from .harness import STOLEN_WARNING
 from .results import RESULTS_DIR, device_slug, load_runs
 
 
+def _clock(name: str, c: dict) -> str:
+    """e.g. "cpu0 2600 MHz (800–3500, powersave)"; a range pinned to one value (jetson_clocks) says "locked"."""
+    span = ("locked" if c["min"] == c["max"] else f"{c['min']:.0f}–{c['max']:.0f}") if "min" in c and "max" in c \
+        else (f"max {c['max']:.0f}" if "max" in c else "")
+    extra = ", ".join(x for x in (span, c.get("governor")) if x)
+    return f"{name} {c['cur']:.0f} MHz" + (f" ({extra})" if extra else "")
+
+
+def _gpu_state(gpu: dict) -> str:
+    """nvidia-smi's driver, clocks and power limit where the run recorded them."""
+    parts = [f"driver {gpu['driver']}" if "driver" in gpu else "",
+             f"SM {gpu['sm_mhz']:.0f} of {gpu['max_sm_mhz']:.0f} MHz" if "sm_mhz" in gpu and "max_sm_mhz" in gpu
+             else "", f"memory {gpu['mem_mhz']:.0f} MHz" if "mem_mhz" in gpu else "", gpu.get("pstate", ""),
+             f"{gpu['power_limit_w']:.0f} W limit" if "power_limit_w" in gpu else ""]
+    return ", ".join(p for p in parts if p)
+
+
 def _device_line(d: dict) -> str:
     gpu = d.get("gpu") or {}
     features = f", {' '.join(d['cpu_features'])}" if d.get("cpu_features") else ""
     kept = ", freed memory kept (keep_freed_memory)" if d.get("freed_memory_kept") else ""
     parts = [f"CPU {d['cpu']} ({d['cores']} cores{features})", f"{d['os']}, Python {d['python']}{kept}"]
+    if d.get("clocks"):
+        parts.insert(1, "clocks: " + ", ".join(_clock(name, c) for name, c in d["clocks"].items()))
     if gpu:
-        parts.insert(1, f"GPU {gpu['name']} (compute {gpu['compute_capability']})")
+        state = _gpu_state(gpu)
+        parts.insert(1, f"GPU {gpu['name']} (compute {gpu['compute_capability']}{', ' + state if state else ''})")
     if d.get("jetson"):
         parts.insert(0, f"{d['jetson']['module']}, power mode {d['jetson'].get('power_mode')}")
     parts.append(", ".join(f"{k} {v}" for k, v in sorted(d["versions"].items())))

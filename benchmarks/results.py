@@ -50,6 +50,73 @@ def cpu_features() -> list[str]:
     return [f for f in SPEED_FEATURES if f in have]
 
 
+def _mhz(path: Path, per_mhz: float) -> float | None:
+    text = _read(str(path))
+    return round(int(text) / per_mhz, 1) if text and text.isdigit() else None
+
+
+def clocks(root: Path = Path("/")) -> dict:
+    """Clocks where Linux shows them, in MHz. CPU 0: current, minimum, maximum and governor (cpufreq), else
+    /proc/cpuinfo's "cpu MHz" (a VM's nominal clock). Each devfreq device, which on a Jetson is the GPU and the
+    memory controller: current, minimum, maximum and governor. ``jetson_clocks`` pins the minimum to the
+    maximum, so a locked board shows min == max."""
+    freq = root / "sys/devices/system/cpu/cpu0/cpufreq"
+    cpu = {k: _mhz(freq / f, 1e3) for k, f in (("cur", "scaling_cur_freq"), ("min", "scaling_min_freq"),
+                                               ("max", "cpuinfo_max_freq"))}
+    cpu["governor"] = _read(str(freq / "scaling_governor"))
+    if cpu["cur"] is None:
+        m = re.search(r"^cpu MHz\s*:\s*([\d.]+)", _read(str(root / "proc/cpuinfo")) or "", re.M)
+        cpu["cur"] = round(float(m.group(1)), 1) if m else None
+    out = {"cpu0": {k: v for k, v in cpu.items() if v is not None}} if cpu["cur"] is not None else {}
+    devfreq = root / "sys/class/devfreq"
+    for d in sorted(devfreq.iterdir()) if devfreq.is_dir() else []:
+        entry = {k: _mhz(d / f, 1e6) for k, f in (("cur", "cur_freq"), ("min", "min_freq"), ("max", "max_freq"))}
+        entry["governor"] = _read(str(d / "governor"))
+        if entry["cur"] is not None:
+            out[d.name] = {k: v for k, v in entry.items() if v is not None}
+    return out
+
+
+def jetson_power_mode(root: Path = Path("/")) -> str | None:
+    """The active nvpmodel mode, e.g. "MAXN_SUPER (mode 2)", without root or the nvpmodel binary: nvpmodel writes
+    its id to /var/lib/nvpmodel/status ("pmode:0002"), and /etc/nvpmodel.conf names each id
+    ("< POWER_MODEL ID=2 NAME=MAXN_SUPER >"). Before nvpmodel has run, the conf's default mode."""
+    conf = _read(str(root / "etc/nvpmodel.conf")) or ""
+    status = re.search(r"pmode:0*(\d+)", _read(str(root / "var/lib/nvpmodel/status")) or "")
+    default = re.search(r"PM_CONFIG\s+DEFAULT=(\d+)", conf)
+    mode, note = (status.group(1), "") if status else (default.group(1), ", the default") if default else (None, "")
+    if mode is None:
+        return None
+    name = re.search(rf"POWER_MODEL\s+ID={mode}\s+NAME=([^\s>]+)", conf)
+    return f"{name.group(1) if name else '?'} (mode {mode}{note})"
+
+
+def nvidia_smi_state(query=None) -> dict | None:
+    """Driver version, clocks (MHz), power limit (W) and performance state of GPU 0 from nvidia-smi, where it
+    is installed (desktop and datacenter GPUs; a Jetson has devfreq instead, see ``clocks``)."""
+    import shutil
+    import subprocess
+
+    fields = ("driver_version", "clocks.sm", "clocks.max.sm", "clocks.mem", "clocks.max.mem", "power.limit",
+              "pstate")
+    if query is None:
+        if not shutil.which("nvidia-smi"):
+            return None
+        try:
+            query = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+                                   capture_output=True, text=True, timeout=10, check=True).stdout
+        except (subprocess.SubprocessError, OSError):
+            return None
+    values = [v.strip() for v in (query.strip().splitlines() or [""])[0].split(",")]
+    if len(values) != len(fields):
+        return None
+    number = lambda v: float(v) if re.fullmatch(r"[\d.]+", v) else None  # noqa: E731 - "[N/A]" where unreadable
+    state = {"driver": values[0], "sm_mhz": number(values[1]), "max_sm_mhz": number(values[2]),
+             "mem_mhz": number(values[3]), "max_mem_mhz": number(values[4]), "power_limit_w": number(values[5]),
+             "pstate": values[6]}
+    return {k: v for k, v in state.items() if v not in (None, "", "[N/A]")}
+
+
 def device_block() -> dict:
     """What produced a number: CPU, GPU, driver, library versions, Jetson module and power mode."""
     from stylecam import live
@@ -57,14 +124,16 @@ def device_block() -> dict:
 
     block = {"cpu": cpu_model(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "machine": platform.machine(),
              "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-             "gpu": local_gpu(), "jetson": None, "freed_memory_kept": live.freed_memory_kept,
+             "gpu": local_gpu(), "jetson": None, "freed_memory_kept": live.freed_memory_kept, "clocks": clocks(),
              "versions": {d: _version(d) for d in ("onnxruntime", "onnxruntime-gpu", "opencv-python-headless",
                                                     "opencv-python", "numpy", "torch", "tensorrt",
                                                     "tensorrt-rtx", "pycuda")}}
     block["versions"] = {k: v for k, v in block["versions"].items() if v}
+    if block["gpu"] and (smi := nvidia_smi_state()):
+        block["gpu"] = {**block["gpu"], **smi}
     model = _read("/proc/device-tree/model")
     if model and "jetson" in model.lower():
-        block["jetson"] = {"module": model, "power_mode": _read("/etc/nvpmodel.conf.mode"),
+        block["jetson"] = {"module": model, "power_mode": jetson_power_mode(),
                            "l4t": _read("/etc/nv_tegra_release")}
     return block
 

@@ -144,6 +144,43 @@ def test_device_folder_names_the_cpu_vector_tier():
         assert "avx2" in results.cpu_features()
 
 
+def test_clocks_power_mode_and_gpu_state_are_read_where_the_system_shows_them(tmp_path):
+    def put(path, text):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+
+    assert results.clocks(tmp_path) == {} and results.jetson_power_mode(tmp_path) is None  # nothing readable
+    put("proc/cpuinfo", "processor\t: 0\ncpu MHz\t\t: 2600.004\n")  # a VM: no cpufreq, the nominal clock
+    assert results.clocks(tmp_path) == {"cpu0": {"cur": 2600.0}}
+    for name, khz in (("scaling_cur_freq", "1510000"), ("scaling_min_freq", "729600"), ("cpuinfo_max_freq",
+                                                                                          "1728000")):
+        put(f"sys/devices/system/cpu/cpu0/cpufreq/{name}", khz)
+    put("sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "schedutil\n")
+    gpu = "sys/class/devfreq/17000000.gpu"  # an Orin after jetson_clocks: min pinned to max
+    for name, hz in (("cur_freq", "1020000000"), ("min_freq", "1020000000"), ("max_freq", "1020000000")):
+        put(f"{gpu}/{name}", hz)
+    put(f"{gpu}/governor", "nvhost_podgov")
+    got = results.clocks(tmp_path)
+    assert got["cpu0"] == {"cur": 1510.0, "min": 729.6, "max": 1728.0, "governor": "schedutil"}
+    assert got["17000000.gpu"] == {"cur": 1020.0, "min": 1020.0, "max": 1020.0, "governor": "nvhost_podgov"}
+    put("etc/nvpmodel.conf", "< POWER_MODEL ID=0 NAME=15W >\n< POWER_MODEL ID=2 NAME=MAXN_SUPER >\n"
+                             "< PM_CONFIG DEFAULT=0 >\n")
+    assert results.jetson_power_mode(tmp_path) == "15W (mode 0, the default)"  # nvpmodel has not run yet
+    put("var/lib/nvpmodel/status", "pmode:0002 fmode:quiet")
+    assert results.jetson_power_mode(tmp_path) == "MAXN_SUPER (mode 2)"
+    smi = results.nvidia_smi_state("580.95.05, 1755, 1980, 2619, 2619, 700.00, P0\n")
+    assert smi == {"driver": "580.95.05", "sm_mhz": 1755.0, "max_sm_mhz": 1980.0, "mem_mhz": 2619.0,
+                   "max_mem_mhz": 2619.0, "power_limit_w": 700.0, "pstate": "P0"}
+    assert results.nvidia_smi_state("580.95.05, [N/A], [N/A], [N/A], [N/A], [N/A], [N/A]\n") == {"driver": "580.95.05"}
+    assert results.nvidia_smi_state("garbage") is None
+    line = report._device_line({**results.device_block(), "clocks": got, "jetson": {
+        "module": "NVIDIA Jetson Orin Nano", "power_mode": "MAXN_SUPER (mode 2)"},
+        "gpu": {"name": "Orin", "compute_capability": "8.7", **smi}})
+    assert "power mode MAXN_SUPER (mode 2)" in line and "17000000.gpu 1020 MHz (locked, nvhost_podgov)" in line
+    assert "cpu0 1510 MHz (730–1728, schedutil)" in line and "SM 1755 of 1980 MHz, memory 2619 MHz, P0" in line
+    assert "clocks: cpu0" in report._device_line(results.device_block()) or not results.clocks()
+
+
 def test_device_block_and_results_database_and_report(tmp_path):
     from stylecam import live
 
