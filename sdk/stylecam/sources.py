@@ -22,11 +22,22 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")  # formats that can carry transparency
 
 
+def _may_have_alpha(path: Path) -> bool:
+    """Whether decoding ``path`` again for its alpha can pay: a PNG says so in its header (colour type 4 or 6),
+    WebP and TIFF only when decoded."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        with open(path, "rb") as f:
+            header = f.read(26)
+        return len(header) == 26 and header[25] in (4, 6)
+    return suffix in ALPHA_SUFFIXES
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray | None:
     """A photo as BGR8 (EXIF orientation applied, 16-bit and gray converted), or BGRA8 where it has an alpha
     channel (PNG, WebP, TIFF), which the Stylizer keeps; None where OpenCV cannot decode it."""
     frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if frame is None or Path(path).suffix.lower() not in ALPHA_SUFFIXES:
+    if frame is None or not _may_have_alpha(Path(path)):
         return frame
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.ndim != 3 or raw.shape[2] != 4 or raw.shape[:2] != frame.shape[:2]:
