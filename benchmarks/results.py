@@ -94,19 +94,12 @@ def jetson_power_mode(root: Path = Path("/")) -> str | None:
 def nvidia_smi_state(query=None) -> dict | None:
     """Driver version, clocks (MHz), power limit (W) and performance state of GPU 0 from nvidia-smi, where it
     is installed (desktop and datacenter GPUs; a Jetson has devfreq instead, see ``clocks``)."""
-    import shutil
-    import subprocess
+    from stylecam.export.engine import nvidia_smi
 
     fields = ("driver_version", "clocks.sm", "clocks.max.sm", "clocks.mem", "clocks.max.mem", "power.limit",
               "pstate")
-    if query is None:
-        if not shutil.which("nvidia-smi"):
-            return None
-        try:
-            query = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
-                                   capture_output=True, text=True, timeout=10, check=True).stdout
-        except (subprocess.SubprocessError, OSError):
-            return None
+    if query is None and (query := nvidia_smi(",".join(fields), units=False)) is None:
+        return None
     values = [v.strip() for v in (query.strip().splitlines() or [""])[0].split(",")]
     if len(values) != len(fields):
         return None

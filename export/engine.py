@@ -98,15 +98,21 @@ def driver_gpu() -> dict | None:
     return {"name": name.value.decode(errors="replace"), "compute_capability": f"{major.value}.{minor.value}"}
 
 
-def smi_gpu() -> dict | None:
+def nvidia_smi(fields: str, units: bool = True) -> str | None:
+    """nvidia-smi's CSV answer for ``--query-gpu=FIELDS`` (no header), or None without it or when it fails."""
     if not shutil.which("nvidia-smi"):
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return subprocess.run(["nvidia-smi", f"--query-gpu={fields}",
+                               "--format=csv,noheader" + ("" if units else ",nounits")],
+                              capture_output=True, text=True, timeout=10, check=True).stdout
     except (subprocess.SubprocessError, OSError):
         return None
-    return parse_smi(out)
+
+
+def smi_gpu() -> dict | None:
+    out = nvidia_smi("name,compute_cap")
+    return None if out is None else parse_smi(out)
 
 
 def parse_smi(out: str) -> dict | None:

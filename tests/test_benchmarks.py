@@ -1,6 +1,7 @@
 """Benchmark statistics, peers, a real 2-iteration CPU run, the results database and the report."""
 import itertools
 import json
+import os
 import subprocess
 import sys
 
@@ -179,6 +180,23 @@ def test_clocks_power_mode_and_gpu_state_are_read_where_the_system_shows_them(tm
     assert "power mode MAXN_SUPER (mode 2)" in line and "17000000.gpu 1020 MHz (locked, nvhost_podgov)" in line
     assert "cpu0 1510 MHz (730–1728, schedutil)" in line and "SM 1755 of 1980 MHz, memory 2619 MHz, P0" in line
     assert "clocks: cpu0" in report._device_line(results.device_block()) or not results.clocks()
+
+
+def test_nvidia_smi_is_asked_for_the_fields_it_is_parsed_for(tmp_path, monkeypatch):
+    from stylecam.export import engine
+
+    smi = tmp_path / "nvidia-smi"  # a stand-in on PATH (no GPU here) that answers the query it is given
+    smi.write_text('#!/bin/sh\ncase "$1" in\n  --query-gpu=name,compute_cap) echo "NVIDIA H100 80GB HBM3, 9.0";;\n'
+                   '  --query-gpu=driver_version,clocks.sm,*) [ "$2" = --format=csv,noheader,nounits ] && '
+                   'echo "580.95.05, 1755, 1980, 2619, 2619, 700.00, P0";;\nesac\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert engine.smi_gpu() == {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+    assert results.nvidia_smi_state() == {"driver": "580.95.05", "sm_mhz": 1755.0, "max_sm_mhz": 1980.0,
+                                          "mem_mhz": 2619.0, "max_mem_mhz": 2619.0, "power_limit_w": 700.0,
+                                          "pstate": "P0"}
+    smi.write_text("#!/bin/sh\nexit 9\n")  # a driver that fails: nothing, not an exception
+    assert engine.smi_gpu() is None and results.nvidia_smi_state() is None
 
 
 def test_device_block_and_results_database_and_report(tmp_path):
