@@ -39,7 +39,7 @@ from stylecam.backends.onnxrt import session_options
 from stylecam.bundle import VARIANT_FILES, Bundle
 from stylecam.export.cpu_kernels import for_cpu_kernels
 from stylecam.export.graph import conv_layers
-from stylecam.frames import from_tensor, to_tensor
+from stylecam.frames import from_tensor, resize, to_tensor
 from stylecam.quality import psnr, ssim
 from stylecam.sources import IMAGE_SUFFIXES
 
@@ -98,7 +98,7 @@ def images(folder: str | Path, count: int, max_side: int = 512, pattern: str = "
             continue
         (h, w), s = img.shape[:2], max_side / max(img.shape[:2])
         if s < 1:
-            img = cv2.resize(img, (max(round(w * s), 1), max(round(h * s), 1)), interpolation=cv2.INTER_AREA)
+            img = resize(img, (max(round(h * s), 1), max(round(w * s), 1)))
         if min(img.shape[:2]) < MIN_SIDE:
             log.warning("%s: %dx%d is too small to judge (its shorter side is under %d px at a longer side of at "
                         "most %d), skipped", p, img.shape[1], img.shape[0], MIN_SIDE, max_side)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
+from .frames import resize
 from .sources import IMAGE_SUFFIXES
 
 log = logging.getLogger("stylecam")
@@ -32,7 +33,7 @@ def letterbox(view: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     (w, h), (vh, vw) = size, view.shape[:2]
     scale = min(w / vw, h / vh)
     fw, fh = max(round(vw * scale), 1), max(round(vh * scale), 1)
-    fitted = cv2.resize(view, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    fitted = resize(view, (fh, fw))
     out = np.zeros((h, w, 3), np.uint8)
     top, left = (h - fh) // 2, (w - fw) // 2
     out[top:top + fh, left:left + fw] = fitted
