@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from stylecam.live import threads_per_worker
 from stylecam.peer import Peer
 from stylecam.stylizer import Stylizer
 from stylecam.timing import summarize
@@ -52,6 +54,20 @@ def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) 
     return (after[0] - before[0]) / (after[1] - before[1])
 
 
+class Workers:
+    """``n`` copies of a stylizer (``Stylizer.copy``) stylizing ``n`` frames at once, as ``stylecam run --workers n``
+    does. The harness divides each call's time by ``frames_per_call``: its "end to end" is the wall time per frame
+    at that throughput, not one frame's latency (each frame takes longer, as the copies share the machine)."""
+
+    def __init__(self, stylizer: Stylizer, n: int):
+        self.copies = [stylizer, *(stylizer.copy() for _ in range(n - 1))]
+        self.frames_per_call, self.timer = n, stylizer.timer
+        self._pool = ThreadPoolExecutor(n, thread_name_prefix="stylecam-bench-worker")
+
+    def stylize(self, frame: np.ndarray) -> list[np.ndarray]:
+        return list(self._pool.map(lambda copy: copy.stylize(frame), self.copies))
+
+
 def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iters: int = 30, min_s: float = 0.0,
                 block: int = 5) -> list[dict]:
     """Time several models side by side on one fixed random frame: each warms up for ``warmup_s``, then they take
@@ -75,7 +91,7 @@ def time_models(models: list, size: tuple[int, int], warmup_s: float = 1.0, iter
             for _ in range(min(block, max(iters - len(samples), 1))):
                 t = time.perf_counter()
                 model.stylize(frame)
-                samples.append((time.perf_counter() - t) * 1e3)
+                samples.append((time.perf_counter() - t) * 1e3 / getattr(model, "frames_per_call", 1))
     rows, stolen = [], stolen_share(ticks, cpu_ticks())
     for model, samples, grown in zip(models, e2e, warmup_mb):
         stats = summarize(samples)
@@ -102,28 +118,35 @@ def run(cases: list[tuple[dict, object]], sizes, **timing) -> list[dict]:
 
 
 def load_style(style: str, backend: str, precision: str, threads: int | None = None,
-               smoothing: float = 0.0, scale: float = 1.0, tile: int | None = None) -> tuple[dict, Stylizer]:
+               smoothing: float = 0.0, scale: float = 1.0, tile: int | None = None,
+               workers: int = 1) -> tuple[dict, Stylizer | Workers]:
     """A bundled style (or bundle folder) on one backend and precision, optionally with runtime smoothing (its
-    cost is the ``smooth`` stage), at another network scale or in tiles, and what its results carry besides the
+    cost is the ``smooth`` stage), at another network scale, in tiles or as ``workers`` copies (``Workers``;
+    ``threads`` is then each one's, by default its share of the cores), and what its results carry besides the
     timings."""
+    if workers > 1 and smoothing:
+        raise ValueError("workers stylize frames side by side and cannot smooth them: time smoothing with one")
     t0, before = time.perf_counter(), rss_mb()
-    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads, smoothing=smoothing, scale=scale,
-                        tile=tile)
+    stylizer = Stylizer(style, backend=backend, variant=precision, threads=threads or threads_per_worker(workers),
+                        smoothing=smoothing, scale=scale, tile=tile)
+    model = Workers(stylizer, workers) if workers > 1 else stylizer
     load_s, load_mb = time.perf_counter() - t0, grown_mb(before)
     info = stylizer.info()
     arch = stylizer.bundle.manifest.get("architecture", {})
     label = (stylizer.style + (f" +smooth {smoothing:g}" if smoothing else "")
-             + (f" @{scale:g}x" if scale != 1 else "") + (f" tile {tile}" if tile else ""))
+             + (f" @{scale:g}x" if scale != 1 else "") + (f" tile {tile}" if tile else "")
+             + (f" ×{workers} workers" if workers > 1 else ""))
     metrics = stylizer.bundle.manifest.get("metrics", {})
     changed = smoothing or scale != 1  # other frames than the metrics were measured on (tiles give the same ones)
     quality = {} if changed else {k: metrics[k] for k in ("style_distance", "content_loss", "style_reference")
                                   if k in metrics}
-    common = {"model": label, "smoothing": smoothing, "scale": scale, "tile": tile, "arch": arch.get("name"),
+    common = {"model": label, "smoothing": smoothing, "scale": scale, "tile": tile, "workers": workers,
+              "arch": arch.get("name"),
               "params": arch.get("params"),
               "macs_480x640": arch.get("macs", {}).get("480x640"),
               "precision": info["variant"],  # what "auto" chose
               "backend": info, "load_s": round(load_s, 3), "load_mb": load_mb, "peer": False, "quality": quality}
-    return common, stylizer
+    return common, model
 
 
 def load_peer(spec: str, threads: int | None = None) -> tuple[dict, Peer]:

@@ -51,6 +51,8 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 
     series = defaultdict(list)
     for r in rows:
+        if r.get("workers", 1) > 1:  # their ms are per frame at a throughput, not a latency
+            continue
         series[f"{r['model']} {r['precision']} ({r['backend']['backend']})"].append(
             (r["size"][0] * r["size"][1] / 1e6, r["end_to_end_ms"]["median"]))
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -74,7 +76,7 @@ def _stolen(run: dict) -> str:
 
 def _row_key(r: dict) -> tuple:
     return (r["model"], r["precision"], r["backend"]["backend"], tuple(r["size"]), r.get("smoothing", 0.0),
-            r.get("scale", 1.0))
+            r.get("scale", 1.0), r.get("workers", 1))
 
 
 def _stages(s: dict) -> str:
@@ -96,8 +98,10 @@ def _memory(r: dict) -> str:
 
 
 def _style_distance(r: dict) -> float | None:
-    """The bundle's measured style distance; None for peers, smoothed and rescaled runs (not what was measured)."""
-    return None if r.get("smoothing") or r.get("scale", 1.0) != 1 else (r.get("quality") or {}).get("style_distance")
+    """The bundle's measured style distance; None for peers, smoothed and rescaled runs (not what was measured), and
+    workers (their ms are per frame at a throughput, not a latency)."""
+    return None if r.get("smoothing") or r.get("scale", 1.0) != 1 or r.get("workers", 1) > 1 else \
+        (r.get("quality") or {}).get("style_distance")
 
 
 def _quality_plot(rows: list[dict], path: Path, title: str) -> bool:
@@ -241,7 +245,9 @@ def render(root: Path = RESULTS_DIR) -> Path:
              "the process's resident memory (its load and its first calls at that frame size and the ones before; "
              "older runs give the whole process's RSS, in brackets). On a virtual machine, a run's line says how much "
              "CPU time the host gave to other guests while it timed, where that was over 2%: such a run's milliseconds "
-             "are that VM's on that day, slower and noisier than its CPU, and its ratios still hold.", ""]
+             "are that VM's on that day, slower and noisier than its CPU, and its ratios still hold. A model "
+             "\"×N workers\" stylized N frames at once on N copies of the network, each with its share of the "
+             "cores: its ms are the wall time per frame at that throughput, not one frame's latency.", ""]
     lines += _side_by_side(devices)
     for slug in sorted(devices.keys() | kernels.keys() | engines.keys()):
         keyed = devices[slug]

@@ -116,6 +116,23 @@ def test_smoothing_cost_is_its_own_stage():
     assert smooth["model"] == "candy +smooth 0.5" and smooth["smoothing"] == 0.5
 
 
+def test_workers_are_timed_as_frames_a_second_beside_one_stylizer(tmp_path):
+    rows = harness.run([harness.load_style("candy_nano", "onnxruntime", "fp32", 1, workers=w) for w in (1, 2)],
+                       [(64, 96)], warmup_s=0, iters=3)
+    one, two = rows
+    assert two["model"] == "candy_nano ×2 workers" and (one["workers"], two["workers"]) == (1, 2)
+    assert one["stages_ms"]["infer"]["n"] == 3 and two["stages_ms"]["infer"]["n"] == 6  # two frames a call
+    assert two["fps"] == pytest.approx(1e3 / two["end_to_end_ms"]["median"])  # ms per frame: wall time / 2
+    assert one["quality"]["style_distance"] == two["quality"]["style_distance"]  # the same network
+    results.save_run(rows, results.device_block(), root=tmp_path)
+    text = report.render(tmp_path).read_text()
+    rated = {line.split(" | ")[0]: line.split(" | ")[11] for line in text.splitlines() if "| candy_nano" in line}
+    assert rated["| candy_nano ×2 workers"] == "–" and rated["| candy_nano"] != "–"  # not a latency: not plotted as one
+    assert "not one frame's latency" in text
+    with pytest.raises(ValueError, match="smooth"):
+        harness.load_style("candy_nano", "onnxruntime", "fp32", 1, smoothing=0.5, workers=2)
+
+
 def test_a_smaller_network_scale_is_timed_as_its_own_case():
     rows = harness.run([harness.load_style("candy", "onnxruntime", "fp32", 2, scale=s) for s in (1.0, 0.5)],
                        [(128, 192)], warmup_s=0, iters=3)

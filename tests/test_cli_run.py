@@ -74,6 +74,33 @@ def test_run_stylizes_a_photo_and_a_folder_of_photos(tmp_path):
     assert r.returncode != 0 and "scale must be in" in r.stderr and not (tmp_path / "x.png").exists()
 
 
+def test_workers_write_the_same_frames_in_the_same_order(tmp_path):
+    import json
+
+    photos = _photos(tmp_path / "photos", names=("a.jpg", "b.png", "c.png", "d.png"))
+    outputs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"styled{workers}"
+        r = subprocess.run([*CLI, "run", "--style", "candy_nano", "--variant", "fp32", "--input", str(photos),
+                            "--output", str(out), "--threads", "1", "--workers", workers],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outputs[workers] = {p.name: cv2.imread(str(p)) for p in sorted(out.iterdir())}
+    assert "(fp32, 2 workers): 4 frames" in r.stdout
+    assert list(outputs["1"]) == list(outputs["2"]) == ["a.jpg", "b.png", "c.png", "d.png"]
+    assert all((outputs["1"][n] == outputs["2"][n]).all() for n in outputs["1"])
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({"style": "candy_nano", "smoothing": 0.5}))
+    for args, says in [(["--workers", "0"], "at least 1"),
+                       (["--workers", "2", "--profile", str(profile)], "smoothing 0.5, from your profile")]:
+        r = subprocess.run([*CLI, "run", "--input", str(photos), "--output", str(tmp_path / "x"), *args],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and says in r.stderr, (args, r.stderr)
+    r = subprocess.run([*CLI, "run", "--input", str(photos), "--output", str(tmp_path / "y"), "--workers", "2",
+                        "--profile", str(profile), "--smoothing", "0"], capture_output=True, text=True)
+    assert r.returncode == 0 and len(list((tmp_path / "y").iterdir())) == 4, r.stderr
+
+
 def test_a_photo_with_transparency_keeps_it(tmp_path):
     import numpy as np
 

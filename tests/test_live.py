@@ -537,3 +537,72 @@ def test_a_sink_that_raises_ends_the_run_instead_of_hanging_it(stylizer, tmp_pat
     assert stats.stop_reason == "output failed: CallbackSink: display unplugged" and stats.frames == 3
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4  # the file sink wrote the fourth frame before the callback
+
+
+class Recorder:
+    """A sink that keeps what it was given, with each frame's source file name."""
+
+    def __init__(self):
+        self.names, self.views = [], []
+
+    def write(self, view, frame):
+        self.names.append(frame.name)
+        self.views.append(view)
+
+    def close(self):
+        pass
+
+
+def mixed_photos(folder, sizes):
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i, (h, w) in enumerate(sizes):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return folder
+
+
+def test_workers_keep_the_frames_in_order_and_stylize_them_as_one_does(tmp_path):
+    # a large photo then a tiny one, in turn: a second worker finishes the tiny one first, and must wait for its turn
+    photos = mixed_photos(tmp_path / "photos", [(240, 320), (16, 16)] * 6)
+    one, two = Recorder(), Recorder()
+    stylizer = stylecam.Stylizer("candy_nano", backend="onnxruntime", variant="fp32", threads=1)
+    Pipeline(str(photos), stylizer, [one]).run()
+    pipeline = Pipeline(str(photos), stylizer, [two], workers=2)
+    stats = pipeline.run()
+    assert len(pipeline.stylizers) == 2 and pipeline.stylizers[1].timer is stylizer.timer
+    assert stats.frames == 12 and two.names == one.names == sorted(one.names)
+    assert all(np.array_equal(a, b) for a, b in zip(one.views, two.views))
+
+
+class Frames:
+    """A source of frames from a list (the source protocol: read until None)."""
+    live, fps, frame_count, name = False, 5.0, None, "frames"
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+
+    def read(self):
+        return self.frames.pop(0) if self.frames else None
+
+    def close(self):
+        pass
+
+
+def test_a_frame_that_fails_in_a_worker_thread_fails_the_run():
+    good = np.zeros((32, 48, 3), np.uint8)
+    stylizer = stylecam.Stylizer("candy_nano", backend="onnxruntime", threads=1)
+    for bad_at in range(3):  # whichever of the three workers takes it, the run raises its error
+        frames = [good] * 6
+        frames.insert(bad_at + 3, good.astype(np.float32))
+        with pytest.raises(stylecam.FrameError, match="float32"):
+            Pipeline(Frames(frames), stylizer, [Recorder()], workers=3).run()
+
+
+def test_workers_refuse_what_needs_frames_in_order(stylizer):
+    with pytest.raises(ValueError, match="at least 1"):
+        Pipeline("demo", stylizer, [], workers=0)
+    smoothing = stylecam.Stylizer("candy_nano", backend="onnxruntime", threads=1, smoothing=0.5)
+    with pytest.raises(ValueError, match="smooth"):
+        Pipeline("demo", smoothing, [], workers=2)
+    with pytest.raises(ValueError, match="fit a frame rate"):
+        Pipeline("demo", stylizer, [], workers=2, fit_fps=30)

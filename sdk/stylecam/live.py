@@ -3,11 +3,14 @@
 Live sources (cameras, streams) never queue latency: the capture thread overwrites the slot and counts the
 frames it drops. Files keep every frame: the slot blocks the reader instead. Capture, inference and output
 run in three threads, so each overlaps the others. A live source that fails is reopened with backoff.
+``workers`` > 1 stylizes that many frames at once, each on a copy of the stylizer, and hands them to the output
+in the order they were captured.
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,6 +52,12 @@ def keep_freed_memory() -> bool:
 
 
 freed_memory_kept = False  # whether keep_freed_memory applied in this process (benchmarks record it)
+
+
+def threads_per_worker(workers: int) -> int | None:
+    """Each of ``workers`` stylizers' share of the cores, as its ONNX Runtime threads; None for one (its default).
+    More threads than cores would make them take turns on the cores instead of running side by side."""
+    return None if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
 
 
 @dataclass
@@ -284,14 +293,23 @@ class Pipeline:
     ``source``: anything ``open_source`` takes, or an opened source. ``realtime`` (default: the source is live)
     drops stale frames instead of queueing them; a file or folder run in real time is paced at its frame rate.
     ``fit_fps`` (a number, or "source" for the source's own frame rate) lowers the network scale until
-    stylizing keeps up with that rate (``FitFrameRate``). Timings go to ``stylizer.timer``: read, pre, infer,
-    post, write, and ``latency`` (capture to sinks).
+    stylizing keeps up with that rate (``FitFrameRate``). ``workers`` > 1 stylizes that many frames at once on
+    copies of ``stylizer`` (``Stylizer.copy``), still in order: more frames a second where one stylizer leaves the
+    cores or the GPU idle part of the time (its pre/post-processing, its own threads' ramp-up). Give the stylizer
+    its share of the cores (``threads=threads_per_worker(workers)``). Workers need no state between frames, so
+    they do not take runtime smoothing, ``fit_fps`` or ``controls``. Timings go to ``stylizer.timer``: read, pre,
+    infer, post, write, and ``latency`` (capture to sinks).
     """
 
     def __init__(self, source, stylizer: Stylizer, sinks: list, *, controls: Controls | None = None,
                  realtime: bool | None = None, max_frames: int | None = None, side_by_side: bool = False,
                  overlay: bool = False, reconnect_backoff: tuple[float, float] = (0.5, 8.0),
-                 max_reconnects: int | None = None, fit_fps: float | str | None = None):
+                 max_reconnects: int | None = None, fit_fps: float | str | None = None, workers: int = 1):
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+        if workers > 1 and (stylizer.smoothing or fit_fps is not None or controls is not None):
+            raise ValueError("workers > 1 stylize frames side by side, so they cannot smooth one frame against the "
+                             "last, fit a frame rate or take live controls: use one worker for those")
         self.source = open_source(source) if isinstance(source, (str, int, Path)) else source
         self.fit = None if fit_fps is None else FitFrameRate(self.source.fps if fit_fps == "source" else fit_fps)
         if controls is not None:
@@ -304,6 +322,11 @@ class Pipeline:
         self._stop = threading.Event()
         self._frames_in = Slot(keep_all=not self.realtime)
         self._frames_out = Slot(keep_all=not self.realtime)
+        self.stylizers = [stylizer, *(stylizer.copy() for _ in range(workers - 1))]
+        self._taking = threading.Lock()  # a frame and its place in the output order are taken together
+        self._taken = self._handed = 0
+        self._turns = threading.Condition()  # a worker waits for its frame's turn to go to the output
+        self._error: Exception | None = None  # the first failure of a worker thread, raised by run()
 
     def stop(self, reason: str = "stopped") -> None:
         if not self._stop.is_set():
@@ -311,6 +334,8 @@ class Pipeline:
             self._stop.set()
             self._frames_in.close()
             self._frames_out.close()
+            with self._turns:
+                self._turns.notify_all()
 
     # -- capture thread -------------------------------------------------------------------------------------
     def _reconnect(self) -> bool:
@@ -390,37 +415,62 @@ class Pipeline:
         return (f"{s.style} {s.strength:.1f}" + (f" + {mix[0]} {mix[1]:.1f}" if mix else "")
                 + (f" smooth {s.smoothing:.1f}" if s.smoothing else "") + (f" @{s.scale:g}x" if s.scale != 1 else ""))
 
-    # -- main loop (inference) ------------------------------------------------------------------------------
+    # -- workers (inference) --------------------------------------------------------------------------------
+    def _stylize_frames(self, stylizer: Stylizer) -> None:
+        """One worker: take a frame, stylize it, hand it to the output when the frames taken before it are there."""
+        while not self._stop.is_set():
+            with self._taking:
+                frame = self._frames_in.get(timeout=0.5)
+                if frame is None:
+                    continue
+                if frame is _END:
+                    self._frames_in.put(_END)  # for the other workers
+                    return
+                turn, self._taken = self._taken, self._taken + 1
+            original = self.controls is not None and self.controls.show_original
+            t = time.perf_counter()
+            frame.stylized = frame.image if original else stylizer.stylize(frame.image)
+            if self.fit is not None and not original:
+                self.fit.observe(stylizer, (time.perf_counter() - t) * 1e3)
+            label = self._label() if self.overlay else None
+            view = compose(frame, self.side_by_side, label, original)
+            with self._turns:
+                self._turns.wait_for(lambda: self._handed == turn or self._stop.is_set())
+            if self._stop.is_set() or not self._frames_out.put((view, frame)):
+                return
+            with self._turns:
+                self._handed += 1
+                self._turns.notify_all()
+
+    def _worker_thread(self, stylizer: Stylizer) -> None:
+        try:
+            self._stylize_frames(stylizer)
+        except Exception as e:  # noqa: BLE001 - raised again by run(), in the caller's thread
+            self._error = self._error or e
+            self.stop(f"stylize failed: {e}")
+
     def run(self) -> PipelineStats:
         keep_freed_memory()  # a frame loop frees its buffers every frame
         t0 = time.perf_counter()
         threads = [threading.Thread(target=self._capture, name="stylecam-capture", daemon=True),
                    threading.Thread(target=self._output, name="stylecam-output", daemon=True)]
-        for t in threads:
+        workers = [threading.Thread(target=self._worker_thread, args=(s,), name=f"stylecam-worker-{i}", daemon=True)
+                   for i, s in enumerate(self.stylizers[1:], 1)]
+        for t in threads + workers:
             t.start()
         try:
-            while not self._stop.is_set():
-                frame = self._frames_in.get(timeout=0.5)
-                if frame is None:
-                    continue
-                if frame is _END:
-                    self._frames_out.put(_END)
-                    break
-                original = self.controls is not None and self.controls.show_original
-                t = time.perf_counter()
-                frame.stylized = frame.image if original else self.stylizer.stylize(frame.image)
-                if self.fit is not None and not original:
-                    self.fit.observe(self.stylizer, (time.perf_counter() - t) * 1e3)
-                label = self._label() if self.overlay else None
-                view = compose(frame, self.side_by_side, label, original)
-                if not self._frames_out.put((view, frame)):
-                    break
+            self._stylize_frames(self.stylizers[0])  # in the caller's thread: Ctrl-C and its errors land here
+            for t in workers:
+                t.join()
+            if self._error is not None:
+                raise self._error
+            self._frames_out.put(_END)
             threads[1].join()
         except KeyboardInterrupt:
             self.stop("interrupted")
         finally:
             self.stop(self.stats.stop_reason or "end of source")
-            for t in threads:
+            for t in threads + workers:
                 t.join(timeout=5.0)
             self.source.close()
             for sink in self.sinks:

@@ -1,6 +1,7 @@
 """Stage timer shared by the pipeline, the CLI table and the benchmarks."""
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict, deque
 from contextlib import contextmanager
@@ -23,10 +24,12 @@ def summarize(samples_ms) -> dict:
 class StageTimer:
     """Collects per-stage wall times: ``with timer("infer"): ...`` (a stage that raises is not counted).
     Each stage keeps its last ``window`` times and counts all of them: a camera left running for days must not
-    grow (keeping every time grew a pipeline by 200 KB per 1000 frames, 0.5 GB a day at 30 FPS)."""
+    grow (keeping every time grew a pipeline by 200 KB per 1000 frames, 0.5 GB a day at 30 FPS). Threads may
+    share one (a pipeline's workers)."""
 
     def __init__(self, window: int = 2000):
         self.window = window
+        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
@@ -40,12 +43,15 @@ class StageTimer:
         self.add(stage, (time.perf_counter() - t0) * 1e3)
 
     def add(self, stage: str, ms: float) -> None:
-        self.samples[stage].append(ms)
-        self.counts[stage] += 1
+        with self._lock:
+            self.samples[stage].append(ms)
+            self.counts[stage] += 1
 
     def stats(self) -> dict[str, dict]:
         """The summary of each stage's kept times (its last ``window``)."""
-        return {k: summarize(v) for k, v in self.samples.items() if v}
+        with self._lock:
+            kept = {k: list(v) for k, v in self.samples.items() if v}
+        return {k: summarize(v) for k, v in kept.items()}
 
     def table(self, total: str | None = None) -> str:
         """Plain-text table: stage, frames (all of them), median and p95 ms (of the last ``window``), and FPS of the
