@@ -103,6 +103,7 @@ def test_workers_write_the_same_frames_in_the_same_order(tmp_path):
 
 def test_a_photo_with_transparency_keeps_it(tmp_path):
     import numpy as np
+    from PIL import Image  # matplotlib's dependency; it writes the palette PNG, which OpenCV cannot
 
     frame = cv2.VideoCapture(str(DEMO_CLIP)).read()[1]
     alpha = np.zeros(frame.shape[:2], np.uint8)
@@ -111,12 +112,18 @@ def test_a_photo_with_transparency_keeps_it(tmp_path):
     photos.mkdir()
     cv2.imwrite(str(photos / "cutout.png"), np.dstack([frame, alpha]))
     cv2.imwrite(str(photos / "deep.png"), np.dstack([frame, alpha]).astype(np.uint16) * 257)  # 16-bit RGBA
+    palette = Image.fromarray(frame[:, :, ::-1]).quantize(64)  # a GIF-like PNG: 64 colours, index 0 transparent
+    indices = np.array(palette)
+    indices[:, :200] = 0
+    palette.putdata(indices.ravel().tolist())
+    palette.save(photos / "palette.png", transparency=0)
+    palette_alpha = np.where(indices == 0, 0, 255)
     r = subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos), "--output", str(tmp_path / "out"),
                         "--threads", "2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    for name in ("cutout.png", "deep.png"):
+    for name, kept in (("cutout.png", alpha), ("deep.png", alpha), ("palette.png", palette_alpha)):
         out = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED)
-        assert out.shape == (*frame.shape[:2], 4) and (out[:, :, 3] == alpha).all(), name
+        assert out.shape == (*frame.shape[:2], 4) and (out[:, :, 3] == kept).all(), name
         assert abs(out[:, :, :3].astype(int) - frame).mean() > 10  # the colours are stylized
     r = subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos), "--output", str(tmp_path / "v.avi"),
                         "--threads", "2"], capture_output=True, text=True)  # a video has no alpha: dropped there
@@ -124,7 +131,7 @@ def test_a_photo_with_transparency_keeps_it(tmp_path):
     cap, n = cv2.VideoCapture(str(tmp_path / "v.avi")), 0
     while cap.read()[0]:
         n += 1
-    assert n == 2
+    assert n == 3
 
 
 def test_run_refuses_outputs_that_would_lose_something(tmp_path):

@@ -23,14 +23,27 @@ ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")  # formats that can carry tr
 
 
 def _may_have_alpha(path: Path) -> bool:
-    """Whether decoding ``path`` again for its alpha can pay: a PNG says so in its header (colour type 4 or 6),
-    WebP and TIFF only when decoded."""
+    """Whether decoding ``path`` again for its alpha can pay: a PNG says so before its pixels (colour type 4 or 6
+    in its header, or a tRNS chunk: a palette or a colour made transparent), WebP and TIFF only when decoded."""
     suffix = path.suffix.lower()
     if suffix == ".png":
         with open(path, "rb") as f:
-            header = f.read(26)
-        return len(header) == 26 and header[25] in (4, 6)
+            return _png_has_alpha(f)
     return suffix in ALPHA_SUFFIXES
+
+
+def _png_has_alpha(f) -> bool:
+    header = f.read(26)  # signature (8), IHDR's length and type (8), width, height, depth, colour type
+    if len(header) < 26:
+        return False
+    if header[25] in (4, 6):
+        return True
+    f.seek(8 + 8 + 13 + 4)  # past IHDR's data and CRC; tRNS must come before the first IDAT
+    while len(chunk := f.read(8)) == 8 and chunk[4:] != b"IDAT":
+        if chunk[4:] == b"tRNS":
+            return True
+        f.seek(int.from_bytes(chunk[:4], "big") + 4, 1)  # data and CRC
+    return False
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray | None:
