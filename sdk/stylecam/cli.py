@@ -119,9 +119,36 @@ def cmd_run(args) -> None:
     stats = _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames, workers=args.workers))
     if stats.stop_reason.startswith(("capture failed", "output failed")) or not stats.frames:
         raise RuntimeError(f"{stats.stop_reason or 'no frames in ' + args.input}; stylized {stats.frames} frames")
+    if kind == "video" and not source.live:
+        _keep_sound(args.input, args.output)
     for label, path in (("output", args.output), ("preview", args.preview)):
         if path:
             print(f"{label + ':':<9}{path}")
+
+
+def _keep_sound(video_in: str, video_out: str) -> None:
+    """A video file's sound into its stylized copy (``stylecam.audio``); without PyAV, one line on how to keep it."""
+    import logging
+
+    from .audio import audio_streams, keep_audio, pyav
+    from .sources import DEMO_CLIP, IMAGE_SUFFIXES
+
+    path = Path(video_in)
+    if not path.is_file() or path.suffix.lower() in IMAGE_SUFFIXES or path.resolve() == DEMO_CLIP.resolve():
+        return  # a folder, a photo, a camera, a URL, or the bundled clip (silent)
+    log = logging.getLogger("stylecam")
+    if pyav() is None:
+        log.info("the output has no sound: OpenCV writes pictures only; pip install 'stylecam[audio]' copies the "
+                 "input's")
+        return
+    if not audio_streams(path):
+        return
+    try:
+        copied = keep_audio(path, video_out)
+    except Exception as e:  # noqa: BLE001 - PyAV's errors; the stylized video is kept as it was
+        log.warning("could not copy the sound of %s (%s): %s is kept without it", path, e, video_out)
+        return
+    print(f"{'sound:':<9}{copied} audio stream{'s' if copied > 1 else ''} copied from {path}")
 
 
 def cmd_live(args) -> None:
