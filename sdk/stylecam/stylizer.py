@@ -184,15 +184,15 @@ class Stylizer:
             return
         self._mix = (*self._load(style), amount)
 
-    def copy(self, threads: int | None = None) -> Stylizer:
+    def copy(self) -> Stylizer:
         """Another Stylizer with this one's style, mix, strength, scale and tile, and its timer, on a backend of its
         own (an ONNX Runtime session, a TensorRT execution context and stream): copies can stylize frames at the
-        same time, which one Stylizer cannot (``Pipeline(workers=N)``). ``threads``: its ONNX Runtime threads
-        (default: this one's). Runtime smoothing is not copied: it needs the frames in order through one Stylizer."""
+        same time, which one Stylizer cannot (``Pipeline(workers=N)``), each with this one's ONNX Runtime threads.
+        Runtime smoothing is not copied: it needs the frames in order through one Stylizer."""
         with self._lock:
             bundle, mix = self._bundle, self._mix
         return Stylizer(bundle, backend=self._backend_name, strength=self.strength, variant=self._variant,
-                        device=self._device, threads=threads or self._options.get("threads"), timer=self.timer,
+                        device=self._device, threads=self._options.get("threads"), timer=self.timer,
                         mix=(mix[0], mix[2]) if mix else None, scale=self.scale, tile=self.tile)
 
     def info(self) -> dict:
