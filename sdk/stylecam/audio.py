@@ -1,6 +1,6 @@
 """A video's sound, kept: OpenCV reads and writes pictures only, so a stylized clip would come out silent.
 
-With PyAV (``pip install 'stylecam[audio]'``), ``keep_audio`` copies the input's audio streams into the stylized
+With PyAV (``pip install 'stylecam[av]'``), ``keep_audio`` copies the input's audio streams into the stylized
 video packet for packet, without re-encoding, cut at the video's length and aligned with its first frame. A
 codec the output's container cannot hold (PCM in MP4) is re-encoded to AAC. The video's own packets are copied
 too, so the pictures are not encoded twice.
@@ -42,7 +42,7 @@ def keep_audio(source: str | os.PathLike, video: str | os.PathLike) -> int:
     audio streams copied. The file is replaced only once the new one is complete."""
     av = pyav()
     if av is None:
-        raise RuntimeError("copying the sound needs PyAV: pip install 'stylecam[audio]' (or: pip install av)")
+        raise RuntimeError("copying the sound needs PyAV: pip install 'stylecam[av]' (or: pip install av)")
     video = Path(video)
     partial = video.with_name(f".{video.stem}.audio{video.suffix}")
     try:

@@ -138,7 +138,7 @@ def _keep_sound(video_in: str, video_out: str) -> None:
         return  # a folder, a photo, a camera, a URL, or the bundled clip (silent)
     log = logging.getLogger("stylecam")
     if pyav() is None:
-        log.info("the output has no sound: OpenCV writes pictures only; pip install 'stylecam[audio]' copies the "
+        log.info("the output has no sound: OpenCV writes pictures only; pip install 'stylecam[av]' copies the "
                  "input's")
         return
     if not audio_streams(path):

