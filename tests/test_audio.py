@@ -16,33 +16,35 @@ av = pytest.importorskip("av", reason="the av extra (PyAV) is not installed")
 CLI = [sys.executable, "-m", "stylecam.cli"]
 
 
-def clip_with_sound(path, codec="aac", frames=20, fps=10, seconds=2.0, rate=48000):
-    """Frames that brighten one step a frame, and a 440 Hz tone as long as the pictures."""
+def clip_with_sound(path, codec="aac", frames=20, fps=10, seconds=2.0, rate=48000, tones=(440,)):
+    """Frames that brighten one step a frame, and a tone as long as the pictures on each of its audio tracks."""
     out = av.open(str(path), "w")
     video = out.add_stream("mpeg4", rate=fps)
     video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-    sound = out.add_stream(codec, rate=rate)
-    sound.layout = "mono"
+    tracks = [out.add_stream(codec, rate=rate) for _ in tones]
+    for sound in tracks:
+        sound.layout = "mono"
     for i in range(frames):
         picture = np.full((64, 96, 3), 40 + i * 8, np.uint8)
         picture[:, : 4 + i * 4] = 255
         out.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
-    tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * np.arange(int(rate * seconds)) / rate)).astype(np.int16)
-    step = sound.codec_context.frame_size or 1024
-    for k in range(0, len(tone), step):
-        frame = av.AudioFrame.from_ndarray(tone[None, k:k + step].copy(), format="s16", layout="mono")
-        frame.sample_rate = rate
-        out.mux(sound.encode(frame))
+    for sound, hz in zip(tracks, tones):
+        tone = (0.3 * 32767 * np.sin(2 * np.pi * hz * np.arange(int(rate * seconds)) / rate)).astype(np.int16)
+        step = sound.codec_context.frame_size or 1024
+        for k in range(0, len(tone), step):
+            frame = av.AudioFrame.from_ndarray(tone[None, k:k + step].copy(), format="s16", layout="mono")
+            frame.sample_rate = rate
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
     out.mux(video.encode(None))
-    out.mux(sound.encode(None))
     out.close()
     return path
 
 
-def decoded(path, kind):
+def decoded(path, kind, track=0):
     with av.open(str(path)) as c:
         if kind == "audio":
-            return np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
+            return np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=track)])
     cap, frames = cv2.VideoCapture(str(path)), []
     while (got := cap.read())[0]:
         frames.append(got[1])
@@ -81,8 +83,8 @@ def test_video_files_are_h264_where_pyav_is_installed(tmp_path):
         assert np.mean([cv2.PSNR(f[:rows // 2 * 2], g) for f, g in zip(frames, back)]) > 30, name
 
 
-def test_the_pictures_are_not_encoded_again(tmp_path):
-    src = clip_with_sound(tmp_path / "talk.mp4")
+def test_the_pictures_are_not_encoded_again_and_every_audio_track_is_kept(tmp_path):
+    src = clip_with_sound(tmp_path / "talk.mp4", tones=(440, 660))  # say, the sound and a commentary
     video = tmp_path / "styled.avi"
     sink = VideoFileSink(video, fps=10)
     for frame in decoded(src, "video"):
@@ -90,7 +92,10 @@ def test_the_pictures_are_not_encoded_again(tmp_path):
     sink.close()
     silent = tmp_path / "silent.avi"
     shutil.copy(video, silent)
-    assert keep_audio(src, video) == 1
+    assert keep_audio(src, video) == 2
+    for track in (0, 1):
+        sound = decoded(video, "audio", track)
+        assert len(sound) >= 96000 and np.array_equal(sound, decoded(src, "audio", track)[:len(sound)])
     assert all(np.array_equal(a, b) for a, b in zip(decoded(video, "video"), decoded(silent, "video"), strict=True))
     assert not list(tmp_path.glob(".*"))  # the partial file is gone
 

@@ -38,7 +38,7 @@ def audio_streams(path: str | os.PathLike) -> int | None:
 
 
 def keep_audio(source: str | os.PathLike, video: str | os.PathLike) -> int:
-    """Copy ``source``'s audio into ``video`` (which OpenCV wrote from its frames), in place; returns the number of
+    """Copy ``source``'s audio into ``video`` (which a sink wrote from its frames), in place; returns the number of
     audio streams copied. The file is replaced only once the new one is complete."""
     av = pyav()
     if av is None:
@@ -69,8 +69,10 @@ def _mux(av, src, pictures, out) -> int:
     tracks = [_Track(av, stream, out, start or 0.0, duration) for stream in src.streams.audio]
     out.start_encoding()  # the header: a codec the container cannot hold fails here, before any packet
     pictures_packets = ((p, picture_out) for p in pictures.demux(picture_in) if p.dts is not None)
-    streams = [pictures_packets, *(track.packets(src) for track in tracks)]
-    for packet, stream in heapq.merge(*streams, key=lambda ps: float(ps[0].dts * ps[0].time_base)):  # by time
+    by_index = {track.stream.index: track for track in tracks}
+    sound = (pair for packet in src.demux(*(t.stream for t in tracks))  # one pass: a demuxer reads the whole file
+             for pair in by_index[packet.stream.index].convert(packet))
+    for packet, stream in heapq.merge(pictures_packets, sound, key=lambda ps: float(ps[0].dts * ps[0].time_base)):
         packet.stream = stream
         out.mux(packet)
     for track in tracks:
@@ -88,8 +90,8 @@ class _Track:
     AAC; shifted so that the source's first video frame is at 0, and cut at ``duration`` seconds."""
 
     def __init__(self, av, stream, out, start: float, duration: float | None):
-        self.av, self.stream, self.start, self.duration = av, stream, start, duration
-        self.encoder, self.samples = None, 0
+        self.stream, self.start, self.duration = stream, start, duration
+        self.resampler, self.samples = None, 0
         if stream.codec_context.name in out.supported_codecs:
             self.target = out.add_stream_from_template(stream)
         else:
@@ -97,28 +99,28 @@ class _Track:
                      out.format.name)
             self.target = out.add_stream("aac", rate=stream.codec_context.sample_rate)
             self.target.layout = stream.codec_context.layout
-            self.encoder = av.AudioResampler(format="fltp", layout=stream.codec_context.layout,
+            self.resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout,
                                              rate=stream.codec_context.sample_rate)
         self.shift = round(start / stream.time_base) if start else 0
 
     def _keep(self, t: float | None) -> bool:
         return t is not None and t >= self.start and (self.duration is None or t - self.start < self.duration)
 
-    def packets(self, src):
-        for packet in src.demux(self.stream):
-            if packet.dts is None or not self._keep(_seconds(packet.pts, packet.time_base)):
-                continue
-            if self.encoder is None:
-                packet.pts -= self.shift
-                packet.dts -= self.shift
-                yield packet, self.target
-                continue
-            for frame in packet.decode():
-                for resampled in self.encoder.resample(frame):
-                    resampled.pts, resampled.time_base = self.samples, Fraction(1, resampled.sample_rate)
-                    self.samples += resampled.samples  # numbered from 0: the first kept sample is at the video's start
-                    yield from ((p, self.target) for p in self.target.encode(resampled))
+    def convert(self, packet):
+        """(packet, output stream) pairs for one of the source's packets: none outside the video's time."""
+        if packet.dts is None or not self._keep(_seconds(packet.pts, packet.time_base)):
+            return
+        if self.resampler is None:
+            packet.pts -= self.shift
+            packet.dts -= self.shift
+            yield packet, self.target
+            return
+        for frame in packet.decode():
+            for resampled in self.resampler.resample(frame):
+                resampled.pts, resampled.time_base = self.samples, Fraction(1, resampled.sample_rate)
+                self.samples += resampled.samples  # numbered from 0: the first kept sample is at the video's start
+                yield from ((p, self.target) for p in self.target.encode(resampled))
 
     def flush(self):
-        return self.target.encode(None) if self.encoder is not None else []
+        return self.target.encode(None) if self.resampler is not None else []
 
