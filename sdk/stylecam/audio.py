@@ -45,12 +45,15 @@ def keep_audio(source: str | os.PathLike, video: str | os.PathLike) -> int:
         raise RuntimeError("copying the sound needs PyAV: pip install 'stylecam[av]' (or: pip install av)")
     video = Path(video)
     partial = video.with_name(f".{video.stem}.audio{video.suffix}")
-    try:
-        with av.open(str(source)) as src, av.open(str(video)) as pictures, av.open(str(partial), "w") as out:
-            copied = _mux(av, src, pictures, out)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with av.open(str(source)) as src:
+        if not src.streams.audio:  # a silent source: the video is left as it is, unopened
+            return 0
+        try:
+            with av.open(str(video)) as pictures, av.open(str(partial), "w") as out:
+                copied = _mux(av, src, pictures, out)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
     if copied:
         os.replace(partial, video)
     else:
@@ -59,7 +62,7 @@ def keep_audio(source: str | os.PathLike, video: str | os.PathLike) -> int:
 
 
 def _mux(av, src, pictures, out) -> int:
-    if not src.streams.audio or not pictures.streams.video:
+    if not pictures.streams.video:
         return 0
     picture_in = pictures.streams.video[0]
     picture_out = out.add_stream_from_template(picture_in)

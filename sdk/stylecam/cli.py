@@ -130,7 +130,7 @@ def _keep_sound(video_in: str, video_out: str) -> None:
     """A video file's sound into its stylized copy (``stylecam.audio``); without PyAV, one line on how to keep it."""
     import logging
 
-    from .audio import audio_streams, keep_audio, pyav
+    from .audio import keep_audio, pyav
     from .sources import DEMO_CLIP, IMAGE_SUFFIXES
 
     path = Path(video_in)
@@ -141,14 +141,13 @@ def _keep_sound(video_in: str, video_out: str) -> None:
         log.info("the output has no sound: OpenCV writes pictures only; pip install 'stylecam[av]' copies the "
                  "input's")
         return
-    if not audio_streams(path):
-        return
     try:
         copied = keep_audio(path, video_out)
     except Exception as e:  # noqa: BLE001 - PyAV's errors; the stylized video is kept as it was
         log.warning("could not copy the sound of %s (%s): %s is kept without it", path, e, video_out)
         return
-    print(f"{'sound:':<9}{copied} audio stream{'s' if copied > 1 else ''} copied from {path}")
+    if copied:
+        print(f"{'sound:':<9}{copied} audio stream{'s' if copied > 1 else ''} copied from {path}")
 
 
 def cmd_live(args) -> None:
