@@ -21,6 +21,7 @@ beside the measured TensorRT results in the results database for any device list
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -141,16 +142,26 @@ def check(estimates: list[dict], runs: list[dict]) -> list[dict]:
     model does not count."""
     measured = {}
     for run in runs:
-        name = (run["device"].get("jetson") or {}).get("module") or (run["device"].get("gpu") or {}).get("name", "")
+        jetson = run["device"].get("jetson") or {}
+        name = " ".join(filter(None, (jetson.get("sku"), jetson.get("module")))) or \
+            (run["device"].get("gpu") or {}).get("name", "")
         for r in run["results"]:
             if r.get("kind") is None and r.get("backend", {}).get("backend") == "tensorrt" and "infer" in r["stages_ms"]:
-                measured[(name, r["model"], r["precision"], tuple(r["size"]))] = r["stages_ms"]["infer"]["median"]
+                measured[(name, r["model"], r["precision"], tuple(r["size"]))] = \
+                    (r["stages_ms"]["infer"]["median"], jetson.get("power_mode"))
     out = []
     for e in estimates:
-        match = DEVICES[e["device"]].match.lower()
-        for (name, model, precision, size), ms in measured.items():
-            if match in name.lower() and (e["model"], e["precision"], tuple(e["size"])) == (model, precision, size):
+        for (name, model, precision, size), (ms, power_mode) in measured.items():
+            if _same_device(DEVICES[e["device"]], name) and \
+                    (e["model"], e["precision"], tuple(e["size"])) == (model, precision, size):
                 network_ms = e["ms"] - e["prepost_ms"]
                 out.append({**e, "network_ms": round(network_ms, 3), "measured_ms": ms,
-                            "ratio": round(network_ms / ms, 2)})
+                            "ratio": round(network_ms / ms, 2), "measured_power_mode": power_mode})
     return out
+
+
+def _same_device(device: Device, measured: str) -> bool:
+    """Whether a measured device is the one estimated: its name matches, and a memory size that both name agrees
+    (jetson-stats names the module: an Orin Nano 4GB has half the 8GB's SMs, an AGX Orin 32GB 14 of 16)."""
+    sizes = [re.findall(r"(\d+)\s*GB", text) for text in (device.name, measured)]
+    return device.match.lower() in measured.lower() and not (all(sizes) and sizes[0][0] not in sizes[1])

@@ -36,7 +36,12 @@ def _device_line(d: dict) -> str:
         state = _gpu_state(gpu)
         parts.insert(1, f"GPU {gpu['name']} (compute {gpu['compute_capability']}{', ' + state if state else ''})")
     if d.get("jetson"):
-        parts.insert(0, f"{d['jetson']['module']}, power mode {d['jetson'].get('power_mode')}")
+        j = d["jetson"]
+        module = ", ".join(filter(None, (j.get("sku"), j.get("part_number"))))
+        release = f"JetPack {j['jetpack']} (L4T {j.get('l4t')})" if j.get("jetpack") else \
+            (f"L4T {j['l4t']}" if j.get("l4t") else "")
+        parts.insert(0, ", ".join(filter(None, (j["module"] + (f" ({module})" if module else ""),
+                                                f"power mode {j.get('power_mode')}", release))))
     parts.append(", ".join(f"{k} {v}" for k, v in sorted(d["versions"].items())))
     return "; ".join(parts)
 
@@ -216,13 +221,21 @@ def _estimate_section(root: Path) -> list[str]:
         lines += ["Checked against measured TensorRT `infer` times:", "",
                   "| model | device | precision | frame | predicted ms | measured ms | predicted / measured |",
                   "|---|---|---|---|---|---|---|"]
-        lines += [f"| {c['model']} | {c['device']} | {c['precision']} | {c['size'][0]}×{c['size'][1]} | "
-                  f"{c['network_ms']:.2f} | {c['measured_ms']:.2f} | {c['ratio']:.2f} |" for c in checked]
+        lines += [f"| {c['model']} | {c['device']}{_measured_in(c)} | {c['precision']} | "
+                  f"{c['size'][0]}×{c['size'][1]} | {c['network_ms']:.2f} | {c['measured_ms']:.2f} | "
+                  f"{c['ratio']:.2f} |" for c in checked]
     else:
         lines.append("No TensorRT result from a listed GPU is in the database yet, so these efficiencies are "
                      "unchecked. A `stylecam bench --backends tensorrt --save` run on an H100 or a Jetson adds the "
                      "check here.")
     return lines + [""]
+
+
+def _measured_in(checked: dict) -> str:
+    """A Jetson measured in another power mode than the one estimated says so beside its name."""
+    mode = checked.get("measured_power_mode")
+    name = lambda m: m.split(" (")[0].replace("_", " ").upper()  # noqa: E731 - "MAXN_SUPER (mode 2)": "MAXN SUPER"
+    return f" (measured in {mode})" if mode and name(mode) != name(checked["power_mode"]) else ""
 
 
 def render(root: Path = RESULTS_DIR) -> Path:

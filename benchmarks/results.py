@@ -91,6 +91,34 @@ def jetson_power_mode(root: Path = Path("/")) -> str | None:
     return f"{name.group(1) if name else '?'} (mode {mode}{note})"
 
 
+def l4t_version(release: str | None) -> str | None:
+    """"36.4.3" from /etc/nv_tegra_release's "# R36 (release), REVISION: 4.3, GCID: …"."""
+    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", release or "")
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def jetson_block(root: Path = Path("/")) -> dict | None:
+    """The Jetson this runs on, or None: the device tree's model (a carrier board's name, e.g. "NVIDIA Jetson Orin
+    Nano Developer Kit"), the module's part number from its ``compatible`` list (p3767-0003: an Orin Nano 8GB, whose
+    GPU has twice the SMs of the 4GB's p3767-0004 on the same carrier), L4T and the power mode. With jetson-stats
+    installed, its tables add the module's name and the JetPack release (jtop's service is not needed)."""
+    model = _read(str(root / "proc/device-tree/model"))
+    if not model or "jetson" not in model.lower():
+        return None
+    compatible = (_read(str(root / "proc/device-tree/compatible")) or "").split("\x00")
+    # "nvidia,p3768-0000+p3767-0003" (carrier+module), "nvidia,p3767-0003", "nvidia,tegra234"
+    parts = [re.fullmatch(r"nvidia,(?:p\d{4}-\d{4}\+)?(p\d{4}-\d{4})", c.strip()) for c in compatible]
+    block = {"module": model, "part_number": next((m.group(1) for m in parts if m), None),
+             "l4t": l4t_version(_read(str(root / "etc/nv_tegra_release"))), "power_mode": jetson_power_mode(root)}
+    try:  # jetson-stats (optional): the P-number → module and L4T → JetPack tables it keeps up to date
+        from jtop.core.jetson_variables import MODULE_NAME_TABLE, NVIDIA_JETPACK
+    except ImportError:
+        MODULE_NAME_TABLE, NVIDIA_JETPACK = {}, {}
+    block["sku"] = MODULE_NAME_TABLE.get(block["part_number"])
+    block["jetpack"] = NVIDIA_JETPACK.get(block["l4t"])
+    return {k: v for k, v in block.items() if v}
+
+
 def nvidia_smi_state(query=None) -> dict | None:
     """Driver version, clocks (MHz), power limit (W) and performance state of GPU 0 from nvidia-smi, where it
     is installed (desktop and datacenter GPUs; a Jetson has devfreq instead, see ``clocks``)."""
@@ -117,28 +145,26 @@ def device_block() -> dict:
 
     block = {"cpu": cpu_model(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "machine": platform.machine(),
              "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-             "gpu": local_gpu(), "jetson": None, "freed_memory_kept": live.freed_memory_kept, "clocks": clocks(),
+             "gpu": local_gpu(), "freed_memory_kept": live.freed_memory_kept, "clocks": clocks(),
              "versions": {d: _version(d) for d in ("onnxruntime", "onnxruntime-gpu", "opencv-python-headless",
                                                     "opencv-python", "numpy", "torch", "tensorrt",
                                                     "tensorrt-rtx", "pycuda")}}
     block["versions"] = {k: v for k, v in block["versions"].items() if v}
     if block["gpu"] and (smi := nvidia_smi_state()):
         block["gpu"] = {**block["gpu"], **smi}
-    model = _read("/proc/device-tree/model")
-    if model and "jetson" in model.lower():
-        block["jetson"] = {"module": model, "power_mode": jetson_power_mode(),
-                           "l4t": _read("/etc/nv_tegra_release")}
+    block["jetson"] = jetson_block()
     return block
 
 
 def device_slug(block: dict) -> str:
-    """The results folder: the Jetson module, else the GPU, else the CPU with its x86 vector tier and cores
-    (a virtual machine's "AMD EPYC" is an AVX2 or an AVX-512 VNNI host). Runs from before ``cpu_features``
-    was recorded keep the name without the tier."""
+    """The results folder: the Jetson board and module part number, else the GPU, else the CPU with its x86 vector
+    tier and cores (a virtual machine's "AMD EPYC" is an AVX2 or an AVX-512 VNNI host). Runs from before
+    ``cpu_features`` was recorded keep the name without the tier."""
     features = block.get("cpu_features") or []
     tier = next((name for flag, name in X86_TIERS if flag in features), None)
-    name = (block["jetson"] or {}).get("module") or (block["gpu"] or {}).get("name") or \
-        " ".join([block["cpu"], *([tier] if tier else []), f"{block['cores']}c"])
+    jetson = block["jetson"] or {}
+    name = " ".join(filter(None, (jetson.get("module"), jetson.get("part_number")))) or \
+        (block["gpu"] or {}).get("name") or " ".join([block["cpu"], *([tier] if tier else []), f"{block['cores']}c"])
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
 
 

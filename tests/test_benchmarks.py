@@ -1,4 +1,5 @@
 """Benchmark statistics, peers, a real 2-iteration CPU run, the results database and the report."""
+import importlib.util
 import itertools
 import json
 import os
@@ -197,6 +198,30 @@ def test_clocks_power_mode_and_gpu_state_are_read_where_the_system_shows_them(tm
     assert "power mode MAXN_SUPER (mode 2)" in line and "17000000.gpu 1020 MHz (locked, nvhost_podgov)" in line
     assert "cpu0 1510 MHz (730–1728, schedutil)" in line and "SM 1755 of 1980 MHz, memory 2619 MHz, P0" in line
     assert "clocks: cpu0" in report._device_line(results.device_block()) or not results.clocks()
+
+
+def test_a_jetson_is_named_by_its_module_part_number_and_release(tmp_path):
+    def put(path, text):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+
+    assert results.jetson_block(tmp_path) is None  # no device tree: not a Jetson
+    put("proc/device-tree/model", "NVIDIA Jetson Orin Nano Developer Kit\x00")
+    put("proc/device-tree/compatible", "nvidia,p3768-0000+p3767-0004\x00nvidia,p3767-0004\x00nvidia,tegra234\x00")
+    put("etc/nv_tegra_release", "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, "
+                                "DATE: Wed Jan  8 01:49:37 UTC 2025\n")
+    put("etc/nvpmodel.conf", "< POWER_MODEL ID=0 NAME=15W >\n< PM_CONFIG DEFAULT=0 >\n")
+    block = results.jetson_block(tmp_path)
+    named = {"sku": "NVIDIA Jetson Orin Nano (4GB ram)", "jetpack": "6.2"} if importlib.util.find_spec("jtop") else {}
+    assert block == {"module": "NVIDIA Jetson Orin Nano Developer Kit", "part_number": "p3767-0004", "l4t": "36.4.3",
+                     "power_mode": "15W (mode 0, the default)", **named}  # jetson-stats' tables add the names
+    device = {**results.device_block(), "jetson": block}
+    assert results.device_slug(device) == "nvidia-jetson-orin-nano-developer-kit-p3767-0004"  # 4GB and 8GB apart
+    line = report._device_line(device)
+    assert line.startswith("NVIDIA Jetson Orin Nano Developer Kit (") and "p3767-0004), power mode 15W" in line
+    assert ("JetPack 6.2 (L4T 36.4.3)" if named else "L4T 36.4.3") in line
+    put("proc/device-tree/model", "Raspberry Pi 5 Model B Rev 1.0")
+    assert results.jetson_block(tmp_path) is None
 
 
 def test_nvidia_smi_is_asked_for_the_fields_it_is_parsed_for(tmp_path, monkeypatch):

@@ -76,6 +76,32 @@ def test_check_sets_predictions_beside_measured_tensorrt_runs_and_the_report_sho
     assert "Checked against measured TensorRT" in text and f"| {checked[0]['ratio']:.2f} |" in text
 
 
+def test_a_jetson_run_checks_the_estimate_of_its_own_module_and_names_another_power_mode(tmp_path):
+    rows = estimate.estimate(resolve("candy").model_file("fp32"), "candy", ["fp16"], [(480, 640)],
+                             devices=["Jetson Orin Nano 8GB", "Jetson AGX Orin 64GB"])
+    estimate.save(rows, tmp_path / "estimate.json")
+    measured = {"model": "candy", "precision": "fp16", "size": [480, 640], "backend": {"backend": "tensorrt"},
+                "arch": "small", "peer": False, "unstable": False, "fps": 100.0, "rss_mb": 1,
+                "end_to_end_ms": {"median": 10.0, "p95": 11.0, "p99": 12.0}, "stages_ms": {"infer": {"median": 8.0}}}
+    board = {"module": "NVIDIA Jetson Orin Nano Developer Kit", "power_mode": "MAXN_SUPER (mode 2)"}
+    for part, sku, ms in (("p3767-0004", "NVIDIA Jetson Orin Nano (4GB ram)", 8.0),  # half the SMs
+                          ("p3701-0004", "NVIDIA Jetson AGX Orin (32GB ram)", 3.0)):  # 14 of 16 SMs
+        device = {**results.device_block(), "jetson": {**board, "part_number": part, "sku": sku}}
+        results.save_run([{**measured, "stages_ms": {"infer": {"median": ms}}}], device, root=tmp_path)
+    assert estimate.check(rows, results.load_runs(tmp_path)) == []  # neither is the module estimated
+    device = {**results.device_block(), "jetson": {**board, "power_mode": "15W (mode 0)", "part_number": "p3767-0005",
+                                                    "sku": "NVIDIA Jetson Orin Nano (Developer kit)"}}
+    results.save_run([measured], device, root=tmp_path)
+    checked = estimate.check(rows, results.load_runs(tmp_path))
+    assert [(c["device"], c["measured_ms"], c["measured_power_mode"]) for c in checked] == [
+        ("Jetson Orin Nano 8GB", 8.0, "15W (mode 0)")]
+    text = report.render(tmp_path).read_text()
+    assert "| Jetson Orin Nano 8GB (measured in 15W (mode 0)) | fp16 |" in text
+    device["jetson"]["power_mode"] = "MAXN_SUPER (mode 2)"  # the mode estimated: nothing to say
+    results.save_run([measured], device, root=tmp_path)
+    assert "| Jetson Orin Nano 8GB | fp16 | 480×640 |" in report.render(tmp_path).read_text().split("Checked")[1]
+
+
 def test_saving_estimates_keeps_other_models_and_replaces_a_model_estimated_again(tmp_path, monkeypatch):
     path = tmp_path / "estimate.json"
     one = lambda name, size: estimate.estimate(resolve(name).model_file("fp32"), name, ["fp16"], [size],  # noqa: E731
