@@ -5,9 +5,9 @@
  * synchronizes: work is queued on `stream`.
  *
  * The network tensor is 1×3×out_h×out_w, RGB, planar, float32 or float16 in [0, 1], dense. The frame, resized
- * (bilinear, as cv2.resize INTER_LINEAR) to content_h×content_w, sits at (top, left) in it; every other tensor
- * pixel reflects the content (numpy's "symmetric" mode: the edge pixel repeats). This is the contract of
- * stylecam.frames.to_tensor, the NumPy reference.
+ * to content_h×content_w (area averaging down, as cv2.resize INTER_AREA; bilinear up, as INTER_LINEAR), sits at
+ * (top, left) in it; every other tensor pixel reflects the content (numpy's "symmetric" mode: the edge pixel
+ * repeats). This is the contract of stylecam.frames.to_tensor, the NumPy reference.
  *
  * Each stylecam_host_* twin runs the same per-pixel code on the CPU over host pointers: the kernels'
  * arithmetic can be checked against the reference on a machine without a GPU.
@@ -40,17 +40,21 @@ int stylecam_bgr8_to_tensor(const uint8_t* src, size_t src_pitch, int src_h, int
 int stylecam_nv12_to_tensor(const uint8_t* y, size_t y_pitch, const uint8_t* uv, size_t uv_pitch, int src_h,
                             int src_w, void* dst, int dtype, stylecam_geometry g, void* stream);
 
-/* Network output (1×3×g.out_h×g.out_w) → BGR8 g.content_h×g.content_w×3: crop at (top, left), clamp to
- * [0, 1], blend with `original` (same size, pitched) by strength, round to nearest even. dst may be original. */
-int stylecam_tensor_to_bgr8(const void* src, int dtype, stylecam_geometry g, const uint8_t* original,
-                            size_t original_pitch, uint8_t* dst, size_t dst_pitch, float strength, void* stream);
+/* Network output (1×3×g.out_h×g.out_w) → BGR8 dst_h×dst_w×3: crop the content at (top, left), clamp to [0, 1];
+ * where dst_h×dst_w is not the content's size (the network ran at a scale of the frame), round it to 8 bits and
+ * resize it bilinearly (cv2.resize INTER_LINEAR); blend with `original` (dst_h×dst_w, pitched) by strength, round
+ * to nearest even. dst may be original. */
+int stylecam_tensor_to_bgr8(const void* src, int dtype, stylecam_geometry g, int dst_h, int dst_w,
+                            const uint8_t* original, size_t original_pitch, uint8_t* dst, size_t dst_pitch,
+                            float strength, void* stream);
 
 int stylecam_host_bgr8_to_tensor(const uint8_t* src, size_t src_pitch, int src_h, int src_w, void* dst, int dtype,
                                  stylecam_geometry g);
 int stylecam_host_nv12_to_tensor(const uint8_t* y, size_t y_pitch, const uint8_t* uv, size_t uv_pitch, int src_h,
                                  int src_w, void* dst, int dtype, stylecam_geometry g);
-int stylecam_host_tensor_to_bgr8(const void* src, int dtype, stylecam_geometry g, const uint8_t* original,
-                                 size_t original_pitch, uint8_t* dst, size_t dst_pitch, float strength);
+int stylecam_host_tensor_to_bgr8(const void* src, int dtype, stylecam_geometry g, int dst_h, int dst_w,
+                                 const uint8_t* original, size_t original_pitch, uint8_t* dst, size_t dst_pitch,
+                                 float strength);
 
 /* How many CUDA devices this process can use; the return value says why when none. */
 int stylecam_ops_device_count(int* count);

@@ -49,16 +49,64 @@ STYLECAM_HD void content_pixel(const stylecam_geometry& g, int y, int x, int* cy
   *cx = reflect(x - g.left, g.content_w);
 }
 
-// Bilinear sample of any pixel source (`at(y, x)` → Bgr) resized from src_h×src_w to the content size.
+STYLECAM_HD Bgr add(Bgr a, Bgr b, float w) { return {a.b + w * b.b, a.g + w * b.g, a.r + w * b.r}; }
+
+// Bilinear sample (cv2.resize INTER_LINEAR) of any pixel source, `at(y, x)` → Bgr, at pixel (y, x) of a
+// dst_h×dst_w resize of its src_h×src_w image.
+template <typename At>
+STYLECAM_HD Bgr linear(const At& at, int src_h, int src_w, int dst_h, int dst_w, int y, int x) {
+  const Tap ty = linear_tap(y, dst_h, src_h), tx = linear_tap(x, dst_w, src_w);
+  const Bgr top = lerp(at(ty.i0, tx.i0), at(ty.i0, tx.i1), tx.w1);
+  const Bgr bottom = lerp(at(ty.i1, tx.i0), at(ty.i1, tx.i1), tx.w1);
+  return lerp(top, bottom, ty.w1);
+}
+
+// One axis of cv2.resize INTER_AREA shrinking (its computeResizeAreaTab): output pixel `dst` covers source
+// [f1, f1 + scale); each source pixel weighs its overlap with that span, over the span's width (`cell`).
+struct Span {
+  float f1, f2, cell;
+  int first, last;  // source pixels with any weight
+};
+
+STYLECAM_HD Span area_span(int dst, int dst_size, int src_size) {
+  const float scale = static_cast<float>(src_size) / dst_size;
+  // the integer product keeps f1 exact where it is whole, as cv2's double arithmetic does
+  const float f1 = static_cast<float>(dst * src_size) / dst_size, f2 = f1 + scale;
+  const int last = static_cast<int>(ceilf(f2)) - 1;
+  return {f1, f2, fminf(scale, src_size - f1), static_cast<int>(floorf(f1)), last < src_size ? last : src_size - 1};
+}
+
+STYLECAM_HD float overlap(const Span& s, int i) {
+  return fmaxf(fminf(fminf(s.f2, i + 1.0f) - fmaxf(s.f1, static_cast<float>(i)), s.cell), 0.0f);
+}
+
+// Area average (cv2.resize INTER_AREA) of `at` at pixel (y, x) of a dst_h×dst_w shrink of its src_h×src_w image,
+// rounded to 8 bits as OpenCV does: half up for halving both sides (its SIMD resizeAreaFast), half to even otherwise.
+template <typename At>
+STYLECAM_HD Bgr area(const At& at, int src_h, int src_w, int dst_h, int dst_w, int y, int x) {
+  const Span sy = area_span(y, dst_h, src_h), sx = area_span(x, dst_w, src_w);
+  Bgr sum{0.0f, 0.0f, 0.0f};  // Σ pixel × overlap: whole numbers for whole factors, so that ties stay exact
+  for (int i = sy.first; i <= sy.last; ++i) {
+    Bgr row{0.0f, 0.0f, 0.0f};
+    for (int j = sx.first; j <= sx.last; ++j) row = add(row, at(i, j), overlap(sx, j));
+    sum = add(sum, row, overlap(sy, i));
+  }
+  const float inv = 1.0f / (sy.cell * sx.cell);
+  const Bgr c{sum.b * inv, sum.g * inv, sum.r * inv};
+  if (src_h == 2 * dst_h && src_w == 2 * dst_w) return {floorf(c.b + 0.5f), floorf(c.g + 0.5f), floorf(c.r + 0.5f)};
+  return {rintf(c.b), rintf(c.g), rintf(c.r)};
+}
+
+// Tensor pixel (y, x) from any pixel source resized from src_h×src_w to the content size as frames.resize does:
+// area averaging down (no aliasing), bilinear up, into 8 bits as OpenCV gives the NumPy path.
 template <typename At>
 STYLECAM_HD Bgr sample(const At& at, const stylecam_geometry& g, int src_h, int src_w, int y, int x) {
   int cy, cx;
   content_pixel(g, y, x, &cy, &cx);
   if (g.content_h == src_h && g.content_w == src_w) return at(cy, cx);  // no resize: one fetch
-  const Tap ty = linear_tap(cy, g.content_h, src_h), tx = linear_tap(cx, g.content_w, src_w);
-  const Bgr top = lerp(at(ty.i0, tx.i0), at(ty.i0, tx.i1), tx.w1);
-  const Bgr bottom = lerp(at(ty.i1, tx.i0), at(ty.i1, tx.i1), tx.w1);
-  return lerp(top, bottom, ty.w1);
+  if (g.content_h * g.content_w < src_h * src_w) return area(at, src_h, src_w, g.content_h, g.content_w, cy, cx);
+  const Bgr c = linear(at, src_h, src_w, g.content_h, g.content_w, cy, cx);
+  return {rintf(c.b), rintf(c.g), rintf(c.r)};
 }
 
 struct Bgr8Source {
@@ -106,24 +154,40 @@ STYLECAM_HD void store_rgb(T* dst, const stylecam_geometry& g, int y, int x, Bgr
   dst[2 * plane + i] = from_float<T>(c.b * scale);
 }
 
-STYLECAM_HD uint8_t blend8(float stylized, uint8_t original, float strength) {
-  float v = fminf(fmaxf(stylized, 0.0f), 1.0f) * 255.0f;
+STYLECAM_HD float to255(float stylized) { return fminf(fmaxf(stylized, 0.0f), 1.0f) * 255.0f; }
+
+// The network's content pixel (y, x), clamped, in 0..255: rounded to 8 bits where it is resized afterwards, as the
+// NumPy path's to_bgr8 does before cv2.resize.
+template <typename T>
+struct TensorSource {
+  const T* data;
+  stylecam_geometry g;
+  bool round8;
+  STYLECAM_HD Bgr operator()(int y, int x) const {
+    const size_t plane = static_cast<size_t>(g.out_h) * g.out_w;
+    const size_t i = static_cast<size_t>(y + g.top) * g.out_w + (x + g.left);
+    const Bgr c{to255(to_float(data[2 * plane + i])), to255(to_float(data[plane + i])), to255(to_float(data[i]))};
+    return round8 ? Bgr{rintf(c.b), rintf(c.g), rintf(c.r)} : c;
+  }
+};
+
+STYLECAM_HD uint8_t blend8(float v, uint8_t original, float strength) {  // v in 0..255
   if (strength < 1.0f) v = strength * v + (1.0f - strength) * original;
   return static_cast<uint8_t>(rintf(v));  // round half to even, as numpy.rint
 }
 
-// Output pixel (y, x) of the frame: crop, clamp, blend, round.
+// Output pixel (y, x) of a dst_h×dst_w frame: crop, clamp, bilinear resize where the content has another size,
+// blend, round.
 template <typename T>
-STYLECAM_HD void tensor_pixel_to_bgr8(const T* src, const stylecam_geometry& g, const uint8_t* original,
-                                      size_t original_pitch, uint8_t* dst, size_t dst_pitch, float strength, int y,
-                                      int x) {
-  const size_t plane = static_cast<size_t>(g.out_h) * g.out_w;
-  const size_t i = static_cast<size_t>(y + g.top) * g.out_w + (x + g.left);
+STYLECAM_HD void tensor_pixel_to_bgr8(const T* src, const stylecam_geometry& g, int dst_h, int dst_w,
+                                      const uint8_t* original, size_t original_pitch, uint8_t* dst, size_t dst_pitch,
+                                      float strength, int y, int x) {
+  const bool resized = dst_h != g.content_h || dst_w != g.content_w;
+  const TensorSource<T> content{src, g, resized};
+  const Bgr c = resized ? linear(content, g.content_h, g.content_w, dst_h, dst_w, y, x) : content(y, x);
   const uint8_t* o = original + y * original_pitch + 3 * x;
-  const uint8_t b = blend8(to_float(src[2 * plane + i]), o[0], strength);
-  const uint8_t gr = blend8(to_float(src[plane + i]), o[1], strength);
-  const uint8_t r = blend8(to_float(src[i]), o[2], strength);
   uint8_t* d = dst + y * dst_pitch + 3 * x;
+  const uint8_t b = blend8(c.b, o[0], strength), gr = blend8(c.g, o[1], strength), r = blend8(c.r, o[2], strength);
   d[0] = b;
   d[1] = gr;
   d[2] = r;

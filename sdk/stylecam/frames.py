@@ -59,10 +59,10 @@ def padded_size(h: int, w: int, stride: int, margin: int = 0) -> tuple[int, int]
 
 def to_tensor(bgr: np.ndarray, stride: int, margin: int = 0, dtype=np.float32,
               size: tuple[int, int] | None = None) -> np.ndarray:
-    """BGR8 H×W×3 → RGB 1×3×H'×W' in [0, 1], resized to ``size`` (H, W; bilinear) when given, then
+    """BGR8 H×W×3 → RGB 1×3×H'×W' in [0, 1], resized to ``size`` (H, W; ``resize``) when given, then
     reflect-padded by margin and to the stride multiple."""
     if size is not None and tuple(size) != bgr.shape[:2]:
-        bgr = cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        bgr = resize(bgr, tuple(size))
     h, w = bgr.shape[:2]
     ph, pw = padded_size(h, w, stride, margin)
     # Pad the small uint8 image first, then split it into planes (OpenCV) and scale each into the tensor:

@@ -1,11 +1,12 @@
 """Pre/post-processing kernels: cpp_ext's CUDA library when it can run here, the NumPy/OpenCV path otherwise.
 
 ``backend()`` says which path is active and why. The kernels follow ``frames.py`` (the reference) exactly:
-BGR8 or NV12 → the network tensor (optional bilinear resize, reflect padding to the stride), and the network
-output → BGR8 (crop, clamp, strength blend, rounding). They take device arrays: anything with
-``__cuda_array_interface__`` (torch and cupy tensors, pycuda GPUArrays) or a ``DeviceArray`` over a raw pointer,
-and a CUDA stream, so one library serves every framework. Given NumPy arrays instead, the library runs the same
-per-pixel code on the CPU (single-threaded, for checking the kernels' arithmetic without a GPU, not for speed).
+BGR8 or NV12 → the network tensor (optional resize: area averaging down, bilinear up; reflect padding to the
+stride), and the network output → BGR8 (crop, clamp, bilinear resize back to the frame, strength blend,
+rounding). They take device arrays: anything with ``__cuda_array_interface__`` (torch and cupy tensors, pycuda
+GPUArrays) or a ``DeviceArray`` over a raw pointer, and a CUDA stream, so one library serves every framework.
+Given NumPy arrays instead, the library runs the same per-pixel code on the CPU (single-threaded, for checking the
+kernels' arithmetic without a GPU, not for speed).
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def library() -> ctypes.CDLL:
     signatures = {
         "bgr8_to_tensor": [p, size, i, i, p, i, g],
         "nv12_to_tensor": [p, size, p, size, i, i, p, i, g],
-        "tensor_to_bgr8": [p, i, g, p, size, p, size, ctypes.c_float],
+        "tensor_to_bgr8": [p, i, g, i, i, p, size, p, size, ctypes.c_float],
     }
     for name, args in signatures.items():
         getattr(lib, f"stylecam_{name}").argtypes = [*args, p]  # + the stream
@@ -207,19 +208,21 @@ def nv12_to_tensor(y, uv, dst, g: Geometry, stream: int = 0) -> None:
 
 
 def tensor_to_bgr8(src, g: Geometry, original, dst, strength: float = 1.0, stream: int = 0) -> None:
-    """Network output → ``dst`` BGR8 content_h×content_w×3: crop, clamp, blend with ``original`` by strength."""
+    """Network output → ``dst`` BGR8, the size of ``original``: crop, clamp, resize where the network ran at
+    another size (``frames.to_frame_size``), blend with ``original`` by strength."""
     strength = check_strength(strength)
     s = _tensor(src, "src", g)
-    o = _image(original, "original", g.content_h, g.content_w)
-    d = _image(dst, "dst", g.content_h, g.content_w)
-    _run("tensor_to_bgr8", [s, o, d], [s.pointer, _DTYPES[s.dtype], g, o.pointer, o.strides[0], d.pointer,
-                                       d.strides[0], strength], stream)
+    o = _image(original, "original")
+    d = _image(dst, "dst", *o.shape[:2])
+    _run("tensor_to_bgr8", [s, o, d], [s.pointer, _DTYPES[s.dtype], g, *o.shape[:2], o.pointer, o.strides[0],
+                                       d.pointer, d.strides[0], strength], stream)
 
 
 def stylize(frame, tensor_in, tensor_out, result, g: Geometry, strength: float, run, stream: int = 0) -> None:
-    """One frame through a network with fused pre/post-processing: ``frame`` → ``tensor_in``, ``run()`` (the network,
-    ``tensor_in`` → ``tensor_out``), ``tensor_out`` → ``result`` blended with ``frame`` by strength. The TensorRT
-    backend passes device arrays; NumPy arrays run the host twins, which is how this sequence is tested."""
+    """One frame through a network with fused pre/post-processing: ``frame`` → ``tensor_in`` (resized to the content
+    size of ``g``: a network scale), ``run()`` (the network, ``tensor_in`` → ``tensor_out``), ``tensor_out`` →
+    ``result`` at the frame's size, blended with ``frame`` by strength. The TensorRT backend passes device arrays;
+    NumPy arrays run the host twins, which is how this sequence is tested."""
     bgr8_to_tensor(frame, tensor_in, g, stream)
     run()
     tensor_to_bgr8(tensor_out, g, frame, result, strength, stream)

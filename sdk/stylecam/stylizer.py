@@ -211,11 +211,12 @@ class Stylizer:
         with self._lock:
             bundle, backend, mix = self._bundle, self._backend, self._mix
         size = scaled_size(*bgr.shape[:2], self._scale)
-        one_trip = getattr(backend, "device_ops", False) and not mix and size is None  # TensorRT + cpp_ext
-        if one_trip and not needs_tiles((1, 3, *padded_size(*bgr.shape[:2], bundle.stride, bundle.margin)),
+        # TensorRT + cpp_ext: the frame's one trip through the GPU, where its buffers and the engine's profile take it
+        one_trip = getattr(backend, "device_ops", False) and not mix and bgr.nbytes <= backend.frame_bytes
+        if one_trip and not needs_tiles((1, 3, *padded_size(*(size or bgr.shape[:2]), bundle.stride, bundle.margin)),
                                         self._limit(backend)):
             with self.timer("device"):
-                out = backend.stylize_frame(bgr, alpha, bundle.stride, bundle.margin)
+                out = backend.stylize_frame(bgr, alpha, bundle.stride, bundle.margin, size)
             self._record_gpu_stages(backend)
             return self._finish(bgr, out, extra)
         with self.timer("pre"):

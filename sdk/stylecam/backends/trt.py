@@ -4,10 +4,11 @@ The engine comes from the engine cache (``stylecam build``), built on first use 
 are pycuda device memory sized for the profile's largest frame plus pinned host staging, on one CUDA stream.
 I/O uses named tensors and ``execute_async_v3`` (the TensorRT 10/11 API), and the input shape is set whenever
 the frame size changes. Where cpp_ext's kernels run (``stylecam.ops.backend()``), ``stylize_frame`` keeps the
-frame on the GPU: BGR8 up (3 bytes a pixel instead of 12), fused pre-processing, inference, fused post-processing
-with the strength blend, BGR8 down; otherwise pre/post-processing runs on the CPU around ``infer``. Each call
-leaves CUDA-event times of its copies and kernels in ``last_stages_ms`` (h2d, gpu, d2h), which the Stylizer's
-timer and the benchmarks record; ``info()`` says what the backend holds in GPU memory.
+frame on the GPU: BGR8 up (3 bytes a pixel instead of 12), fused pre-processing (with the resize to a network
+scale), inference, fused post-processing (with the resize back and the strength blend), BGR8 down; otherwise
+pre/post-processing runs on the CPU around ``infer``. Each call leaves CUDA-event times of its copies and kernels
+in ``last_stages_ms`` (h2d, gpu, d2h), which the Stylizer's timer and the benchmarks record; ``info()`` says what
+the backend holds in GPU memory.
 """
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ class TensorRTBackend:
 
             self.device_ops = ops.backend().name == "cuda"
             if self.device_ops:  # a frame has as many bytes as the largest input tensor has elements
+                self.frame_bytes = largest  # a larger frame (at a network scale < 1) takes the host path
                 self.host_frame = cuda.pagelocked_empty(largest, np.uint8)
                 self.dev_frame, self.dev_result = cuda.mem_alloc(largest), cuda.mem_alloc(largest)
         finally:
@@ -116,13 +118,19 @@ class TensorRTBackend:
         self.last_stages_ms = {"h2d": e[1].time_since(e[0]), "gpu": e[2].time_since(e[1]),
                                "d2h": e[3].time_since(e[2])}
 
-    def stylize_frame(self, bgr: np.ndarray, strength: float, stride: int, margin: int) -> np.ndarray:
-        """BGR8 H×W×3 → stylized BGR8, everything between the two copies on the GPU (needs ``device_ops``)."""
+    def stylize_frame(self, bgr: np.ndarray, strength: float, stride: int, margin: int,
+                      size: tuple[int, int] | None = None) -> np.ndarray:
+        """BGR8 H×W×3 → stylized BGR8, everything between the two copies on the GPU (needs ``device_ops``); the
+        network runs at ``size`` (H, W) where given (a scale of the frame), and its output is resized back."""
         import pycuda.driver as cuda
 
         from .. import ops
 
-        g = ops.geometry(*bgr.shape[:2], stride, margin)
+        if bgr.nbytes > self.frame_bytes:
+            raise ValueError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is larger than the GPU frame buffers "
+                             f"({self.frame_bytes} bytes, the engine profile's largest input); Stylizer runs such "
+                             "frames through host pre/post-processing")
+        g = ops.geometry(*bgr.shape[:2], stride, margin, size)
         shape = (1, 3, g.out_h, g.out_w)
         self.cuda_context.push()
         try:
