@@ -3,6 +3,8 @@
 The CPU path (frames.py: NumPy/OpenCV) is timed everywhere. Where cpp_ext's kernels run (``ops.backend()`` is
 "cuda", with torch for device buffers and CUDA events), each kernel's effective bandwidth (bytes it must read and
 write / time) is set against a device-to-device copy measured in the same run: the ceiling for a one-pass kernel.
+Pre- and post-processing are also timed at network scale 0.5 (``Stylizer(scale=0.5)``, ``--fit-fps``): the frame
+shrunk into the tensor, and the output resized back to the frame.
 """
 from __future__ import annotations
 
@@ -14,20 +16,26 @@ from stylecam import frames, ops
 from stylecam.timing import summarize
 
 STRIDE, MARGIN = 4, 16  # the shipped bundles' contract
+SCALED = ("bgr8_to_tensor", "tensor_to_bgr8")  # the ops also timed at network scale 0.5
 
 
-def bytes_moved(op: str, h: int, w: int, itemsize: int) -> int:
-    """What a kernel must move: its reads plus its writes."""
-    g = ops.geometry(h, w, STRIDE, MARGIN)
+def geometry(h: int, w: int, scale: float = 1.0) -> ops.Geometry:
+    return ops.geometry(h, w, STRIDE, MARGIN, frames.scaled_size(h, w, scale))
+
+
+def bytes_moved(op: str, h: int, w: int, itemsize: int, scale: float = 1.0) -> int:
+    """What a kernel must move: its reads plus its writes (at a scale, the tensor is the smaller one)."""
+    g = geometry(h, w, scale)
     tensor = 3 * g.out_h * g.out_w * itemsize
     return {"bgr8_to_tensor": 3 * h * w + tensor, "nv12_to_tensor": h * w * 3 // 2 + tensor,
-            "tensor_to_bgr8": 3 * h * w * itemsize + 2 * 3 * h * w}[op]
+            "tensor_to_bgr8": 3 * g.content_h * g.content_w * itemsize + 2 * 3 * h * w}[op]
 
 
-def _row(op: str, path: str, dtype: str, size, ms: list[float], nbytes: int, copy_gb_s: float | None) -> dict:
+def _row(op: str, path: str, dtype: str, size, ms: list[float], nbytes: int, copy_gb_s: float | None,
+         scale: float = 1.0) -> dict:
     stats = summarize(ms)
     gb_s = nbytes / stats["median"] / 1e6
-    return {"kind": "kernel", "op": op, "path": path, "dtype": dtype, "size": list(size), "ms": stats,
+    return {"kind": "kernel", "op": op, "path": path, "dtype": dtype, "size": list(size), "scale": scale, "ms": stats,
             "gb_s": round(gb_s, 2), "copy_gb_s": copy_gb_s and round(copy_gb_s, 2),
             "of_copy": copy_gb_s and round(gb_s / copy_gb_s, 3)}
 
@@ -51,8 +59,15 @@ def cpu_rows(size=(1080, 1920), iters: int = 20) -> list[dict]:
     cases = {"bgr8_to_tensor": lambda: frames.to_tensor(bgr, STRIDE, MARGIN),
              "nv12_to_tensor": lambda: frames.to_tensor(frames.nv12_to_bgr(y, uv), STRIDE, MARGIN),
              "tensor_to_bgr8": lambda: frames.from_tensor(out, bgr, 0.5, MARGIN)}
-    return [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), bytes_moved(op, h, w, 4), None)
+    rows = [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), bytes_moved(op, h, w, 4), None)
             for op, fn in cases.items()]
+    small = frames.scaled_size(h, w, 0.5)  # what the Stylizer does at a scale
+    out = frames.to_tensor(bgr, STRIDE, MARGIN, size=small)
+    cases = {"bgr8_to_tensor": lambda: frames.to_tensor(bgr, STRIDE, MARGIN, size=small),
+             "tensor_to_bgr8": lambda: frames.to_frame_size(
+                 frames.to_bgr8(frames.crop_output(out, *small, MARGIN), bgr, 1.0), bgr, 0.5)}
+    return rows + [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), bytes_moved(op, h, w, 4, 0.5), None, 0.5)
+                   for op, fn in cases.items()]
 
 
 def _time_gpu(torch, fn, iters: int) -> list[float]:
@@ -80,7 +95,6 @@ def gpu_rows(size=(1080, 1920), iters: int = 50) -> list[dict]:
     import torch
 
     h, w = size
-    g = ops.geometry(h, w, STRIDE, MARGIN)
     stream = torch.cuda.current_stream().cuda_stream
     bgr = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, device="cuda")
     y = torch.randint(0, 256, (h, w), dtype=torch.uint8, device="cuda")
@@ -91,14 +105,15 @@ def gpu_rows(size=(1080, 1920), iters: int = 50) -> list[dict]:
     copy_ms = summarize(_time_gpu(torch, lambda: b.copy_(a), iters))["median"]
     copy_gb_s = 2 * a.numel() / copy_ms / 1e6  # read + write, counted as the kernels are
     rows = []
-    for dtype in (torch.float32, torch.float16):
+    for dtype, scale in ((torch.float32, 1.0), (torch.float16, 1.0), (torch.float16, 0.5)):
+        g = geometry(h, w, scale)
         t = torch.rand((1, 3, g.out_h, g.out_w), device="cuda").to(dtype)
         name, itemsize = ("fp32", 4) if dtype == torch.float32 else ("fp16", 2)
         cases = {"bgr8_to_tensor": lambda: ops.bgr8_to_tensor(bgr, t, g, stream),
                  "nv12_to_tensor": lambda: ops.nv12_to_tensor(y, uv, t, g, stream),
                  "tensor_to_bgr8": lambda: ops.tensor_to_bgr8(t, g, bgr, result, 0.5, stream)}
-        rows += [_row(op, "cuda", name, size, _time_gpu(torch, fn, iters), bytes_moved(op, h, w, itemsize), copy_gb_s)
-                 for op, fn in cases.items()]
+        rows += [_row(op, "cuda", name, size, _time_gpu(torch, fn, iters), bytes_moved(op, h, w, itemsize, scale),
+                      copy_gb_s, scale) for op, fn in cases.items() if scale == 1.0 or op in SCALED]
     return rows
 
 

@@ -171,10 +171,12 @@ def _side_by_side(devices: dict) -> list[str]:
 def _kernel_table(keyed) -> list[str]:
     lines = ["", "Pre/post-processing alone (`stylecam bench kernels`): CUDA kernels as effective GB/s (bytes read and "
              "written / time) against a device-to-device copy timed in the same run; the CPU path in ms.", "",
-             "| op | path | dtype | frame | median ms | GB/s | of copy | run |", "|---|---|---|---|---|---|---|---|"]
-    for run, r in sorted(keyed, key=lambda x: (x[1]["path"], x[1]["op"], x[1]["dtype"])):
+             "| op | path | dtype | frame | network scale | median ms | GB/s | of copy | run |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for run, r in sorted(keyed, key=lambda x: (x[1]["path"], x[1]["op"], x[1]["dtype"], -x[1].get("scale", 1))):
         share = f"{r['of_copy']:.0%} of {r['copy_gb_s']:.0f} GB/s" if r["of_copy"] else "–"
         lines.append(f"| {r['op']} | {r['path']} | {r['dtype']} | {r['size'][0]}×{r['size'][1]} | "
+                     f"{r.get('scale', 1):g} | "
                      f"{r['ms']['median']:.3f} | {r['gb_s']:.1f} | {share} | {Path(run['file']).stem} |")
     return lines + [""]
 
@@ -245,7 +247,7 @@ def render(root: Path = RESULTS_DIR) -> Path:
         for r in run["results"]:
             slug = device_slug(run["device"])
             if r.get("kind") == "kernel":
-                kernels[slug][(r["op"], r["path"], r["dtype"], tuple(r["size"]))] = (run, r)
+                kernels[slug][(r["op"], r["path"], r["dtype"], tuple(r["size"]), r.get("scale", 1))] = (run, r)
             elif r.get("kind") == "engine":
                 engines[slug][(r["model"], r["precision"], r["target"], r["tensorrt"]["version"])] = (run, r)
             else:

@@ -342,14 +342,19 @@ def test_kernel_benchmark_rows_and_their_report_table(tmp_path):
     from stylecam.benchmarks import kernels
 
     rows = kernels.cpu_rows((36, 54), iters=2)
-    assert [r["op"] for r in rows] == ["bgr8_to_tensor", "nv12_to_tensor", "tensor_to_bgr8"]
+    assert [(r["op"], r["scale"]) for r in rows] == [("bgr8_to_tensor", 1), ("nv12_to_tensor", 1),
+                                                     ("tensor_to_bgr8", 1), ("bgr8_to_tensor", 0.5),
+                                                     ("tensor_to_bgr8", 0.5)]
     assert all(r["path"] == "numpy" and r["ms"]["median"] > 0 and r["gb_s"] > 0 for r in rows)
-    # bytes moved, e.g. BGR8 in (3 B/px) + the padded fp32 tensor out
-    g = kernels.ops.geometry(36, 54, kernels.STRIDE, kernels.MARGIN)
+    # bytes moved, e.g. BGR8 in (3 B/px) + the padded fp32 tensor out; at scale 0.5 the tensor of an 18×27 frame
+    g, half = (kernels.ops.geometry(36, 54, kernels.STRIDE, kernels.MARGIN, size) for size in (None, (18, 27)))
     assert kernels.bytes_moved("bgr8_to_tensor", 36, 54, 4) == 3 * 36 * 54 + 12 * g.out_h * g.out_w
+    assert kernels.bytes_moved("bgr8_to_tensor", 36, 54, 4, 0.5) == 3 * 36 * 54 + 12 * half.out_h * half.out_w
+    assert kernels.bytes_moved("tensor_to_bgr8", 36, 54, 2, 0.5) == 6 * 18 * 27 + 6 * 36 * 54
     results.save_run(rows, results.device_block(), root=tmp_path)
     text = report.render(tmp_path).read_text()
-    assert "Pre/post-processing alone" in text and "| tensor_to_bgr8 | numpy | fp32 | 36×54 |" in text
+    assert "Pre/post-processing alone" in text and "| tensor_to_bgr8 | numpy | fp32 | 36×54 | 1 |" in text
+    assert "| tensor_to_bgr8 | numpy | fp32 | 36×54 | 0.5 |" in text
     assert "| model |" not in text  # no model rows: no empty model table
 
 

@@ -381,10 +381,10 @@ def bench_kernels(args) -> None:
 
     print(f"pre/post-processing path: {ops.backend().name} ({ops.backend().reason})")
     rows = [r for size in _sizes(args.sizes or "1080x1920") for r in kernels.bench_kernels(size)]
-    print(f"{'op':<16}{'path':<7}{'dtype':<6}{'frame':>11}{'median ms':>11}{'GB/s':>9}{'of copy':>9}")
+    print(f"{'op':<16}{'path':<7}{'dtype':<6}{'frame':>11}{'scale':>7}{'median ms':>11}{'GB/s':>9}{'of copy':>9}")
     for r in rows:
         share = f"{r['of_copy']:.0%}" if r["of_copy"] else "–"
-        print(f"{r['op']:<16}{r['path']:<7}{r['dtype']:<6}{'{}x{}'.format(*r['size']):>11}"
+        print(f"{r['op']:<16}{r['path']:<7}{r['dtype']:<6}{'{}x{}'.format(*r['size']):>11}{r['scale']:>7g}"
               f"{r['ms']['median']:>11.3f}{r['gb_s']:>9.1f}{share:>9}")
     if args.save:
         print(f"saved {results.save_run(rows, results.device_block())}")
