@@ -315,6 +315,32 @@ def test_cli_bench_prints_a_table():
     assert "candy" in r.stdout and "32x48" in r.stdout and "median ms" in r.stdout
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the torch backend needs stylecam[train]")
+def test_cli_bench_says_peers_are_not_on_the_backend_they_are_set_beside():
+    peer = f"{STYLES_DIR / 'candy' / 'model.onnx'}:rgb01"
+    common = ["--models", "candy", "--sizes", "32x48", "--iters", "2", "--warmup", "0", "--threads", "1",
+              "--peer", peer]
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--backends", "torch", *common],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "note: peers run on ONNX Runtime, not torch" in r.stdout and "--backends torch,onnxruntime" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--backends", "onnxruntime", *common],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "note: peers" not in r.stdout and "32x48" in r.stdout, r.stderr
+
+
+def test_onnx_runtime_providers_are_chosen_alike_for_ours_and_peers():
+    from stylecam.backends.onnxrt import providers
+
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers("auto", gpu) == providers("cuda", gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers("auto", ["CPUExecutionProvider"]) == providers("cpu", gpu) == ["CPUExecutionProvider"]
+    with pytest.raises(RuntimeError, match="pip install onnxruntime-gpu"):
+        providers("cuda", ["CPUExecutionProvider"])
+    peer = Peer(str(STYLES_DIR / "candy" / "model.onnx"), threads=1)
+    assert peer.info()["providers"] == providers()  # here the CPU: no onnxruntime-gpu
+
+
 def test_cli_bench_skips_a_precision_a_bundle_lacks_and_times_the_rest(tmp_path):
     import shutil
 

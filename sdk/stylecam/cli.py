@@ -354,6 +354,10 @@ def cmd_bench(args) -> None:
              for scale in (float(v) for v in args.scale.split(","))
              for tile in (int(v) or None for v in args.tile.split(","))
              for workers in (_positive_int(v) for v in args.workers.split(",")) if not (workers > 1 and smoothing)]
+    apart = sorted({c[0]["backend"]["backend"] for c in cases} - {"onnxruntime"}) if args.peer else []
+    if apart:
+        print(f"note: peers run on ONNX Runtime, not {' or '.join(apart)}: set them against this run's onnxruntime "
+              f"rows (--backends {','.join([*apart, 'onnxruntime'])}), not against those")
     cases += [harness.load_peer(spec, args.threads) for spec in args.peer]
     rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
     device = results.device_block()

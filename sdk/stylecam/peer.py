@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .backends.onnxrt import session_options
+from .backends.onnxrt import providers, session_options
 from .frames import check_frame
 from .timing import StageTimer
 
@@ -65,17 +65,18 @@ class PeerContract:
 
 
 class Peer:
-    """A peer ONNX network on ONNX Runtime's CPU provider: ``stylize(frame)``, ``timer``, ``info()``, ``style``."""
+    """A peer ONNX network on ONNX Runtime, on the providers our ``onnxruntime`` backend would use (CUDA where
+    onnxruntime-gpu has it, else the CPU): ``stylize(frame)``, ``timer``, ``info()``, ``style``."""
 
-    def __init__(self, path: str | Path, contract: PeerContract | None = None, threads: int | None = None):
+    def __init__(self, path: str | Path, contract: PeerContract | None = None, threads: int | None = None,
+                 device: str = "auto"):
         import onnxruntime as ort
 
         self.path, self.contract, self.timer = Path(path), contract or PeerContract(), StageTimer()
         if not self.path.is_file():
             raise FileNotFoundError(f"peer model {self.path} not found: give MODEL.onnx:CONTRACT, e.g. net.onnx:rgb255")
-        try:  # the options our backend runs with, so that the comparison is like for like
-            self.session = ort.InferenceSession(str(self.path), session_options(threads),
-                                                providers=["CPUExecutionProvider"])
+        try:  # the options and providers our backend runs with, so that the comparison is like for like
+            self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=providers(device))
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{self.path}: ONNX Runtime could not load this peer ({e})") from e
         inputs = self.session.get_inputs()
@@ -156,4 +157,5 @@ class Peer:
         import onnxruntime as ort
 
         return {"backend": "onnxruntime", "version": ort.__version__, "variant": "peer", "model": self.path.name,
+                "providers": self.session.get_providers(),
                 "native_size": list(self.native_size) if self.native_size else None, "stride": self.stride}

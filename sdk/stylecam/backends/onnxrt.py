@@ -33,6 +33,21 @@ def session_options(threads: int | None = None, spinning: bool = False):
     return opts
 
 
+def providers(device: str = "auto", available: list[str] | None = None) -> list[str]:
+    """The execution providers for ``device`` (auto, cpu, cuda/gpu): CUDA first where asked for or, on auto, where
+    this ONNX Runtime has it (onnxruntime-gpu), then the CPU. Our networks and peers get the same, so that a
+    comparison between them is like for like."""
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    if device in ("cuda", "gpu") and "CUDAExecutionProvider" not in available:
+        raise RuntimeError(f"device '{device}' asked for, but this onnxruntime has only {available}; "
+                           "pip install onnxruntime-gpu or use device='cpu'")
+    cuda = device in ("cuda", "gpu") or (device == "auto" and "CUDAExecutionProvider" in available)
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
@@ -53,14 +68,8 @@ class OnnxRuntimeBackend:
 
         path = bundle.model_file(variant)
         opts = session_options(self.threads, self.spinning)
-        have = ort.get_available_providers()
-        if device in ("cuda", "gpu") and "CUDAExecutionProvider" not in have:
-            raise RuntimeError(f"device '{device}' asked for, but this onnxruntime has only {have}; "
-                               "pip install onnxruntime-gpu or use device='cpu'")
-        providers = ["CUDAExecutionProvider"] if device in ("cuda", "gpu") or (
-            device == "auto" and "CUDAExecutionProvider" in have) else []
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=[*providers, "CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), opts, providers=providers(device))
         except Exception as e:  # onnxruntime raises its own exception types
             raise RuntimeError(f"{path}: ONNX Runtime could not load the model ({e}); re-export the bundle") from e
         inp = self.session.get_inputs()[0]
