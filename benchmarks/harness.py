@@ -149,13 +149,15 @@ def load_style(style: str, backend: str, precision: str, threads: int | None = N
     return common, model
 
 
-def load_peer(spec: str, threads: int | None = None) -> tuple[dict, Peer]:
-    """``path.onnx:CONTRACT``, and what its results carry besides the timings."""
+def load_peer(spec: str, threads: int | None = None, device: str = "auto") -> tuple[dict, Peer]:
+    """``path.onnx:CONTRACT``, and what its results carry besides the timings. ``device``: ONNX Runtime's
+    (``backends.onnxrt.providers``); "tensorrt" runs it in FP16 on ONNX Runtime's TensorRT provider."""
     t0, before = time.perf_counter(), rss_mb()
-    peer = Peer.from_spec(spec, threads)
+    peer = Peer.from_spec(spec, threads, device)
     load_s, load_mb = time.perf_counter() - t0, grown_mb(before)
-    # the input's type: all the harness can tell
-    precision = {np.float16: "fp16", np.uint8: "uint8 input"}.get(peer.dtype, "fp32")
+    # the input's type, or the TensorRT provider's FP16: all the harness can tell
+    precision = "fp16" if device == "tensorrt" else {np.float16: "fp16", np.uint8: "uint8 input"}.get(peer.dtype,
+                                                                                                       "fp32")
     common = {"model": peer.style, "arch": "peer", "params": None, "macs_480x640": None, "precision": precision,
               "backend": peer.info(), "load_s": round(load_s, 3), "load_mb": load_mb, "peer": True}
     return common, peer

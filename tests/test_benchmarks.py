@@ -329,16 +329,33 @@ def test_cli_bench_says_peers_are_not_on_the_backend_they_are_set_beside():
     assert r.returncode == 0 and "note: peers" not in r.stdout and "32x48" in r.stdout, r.stderr
 
 
-def test_onnx_runtime_providers_are_chosen_alike_for_ours_and_peers():
+def test_onnx_runtime_providers_are_chosen_alike_for_ours_and_peers(tmp_path, monkeypatch):
     from stylecam.backends.onnxrt import providers
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert providers("auto", gpu) == providers("cuda", gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert providers("auto", ["CPUExecutionProvider"]) == providers("cpu", gpu) == ["CPUExecutionProvider"]
     with pytest.raises(RuntimeError, match="pip install onnxruntime-gpu"):
         providers("cuda", ["CPUExecutionProvider"])
+    trt, *rest = providers("tensorrt", gpu)  # a peer beside our TensorRT engines: FP16, engines cached
+    assert trt[0] == "TensorrtExecutionProvider" and trt[1]["trt_fp16_enable"] and trt[1]["trt_engine_cache_enable"]
+    assert rest == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert trt[1]["trt_engine_cache_path"] == str(tmp_path / "stylecam" / "engines" / "ort-trt")
+    with pytest.raises(RuntimeError, match="TensorRT's libraries"):
+        providers("tensorrt", gpu[1:])
     peer = Peer(str(STYLES_DIR / "candy" / "model.onnx"), threads=1)
     assert peer.info()["providers"] == providers()  # here the CPU: no onnxruntime-gpu
+
+
+def test_peers_stand_beside_tensorrt_on_onnx_runtimes_tensorrt_provider_where_there_is_one():
+    from stylecam.cli import peer_device
+
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert peer_device({"tensorrt", "onnxruntime"}, gpu) == ("tensorrt", [])
+    assert peer_device({"tensorrt", "torch"}, gpu) == ("tensorrt", ["torch"])
+    assert peer_device({"tensorrt"}, gpu[1:]) == ("auto", ["tensorrt"])  # onnxruntime-gpu without TensorRT
+    assert peer_device({"onnxruntime"}, ["CPUExecutionProvider"]) == ("auto", [])
 
 
 def test_cli_bench_skips_a_precision_a_bundle_lacks_and_times_the_rest(tmp_path):

@@ -354,11 +354,11 @@ def cmd_bench(args) -> None:
              for scale in (float(v) for v in args.scale.split(","))
              for tile in (int(v) or None for v in args.tile.split(","))
              for workers in (_positive_int(v) for v in args.workers.split(",")) if not (workers > 1 and smoothing)]
-    apart = sorted({c[0]["backend"]["backend"] for c in cases} - {"onnxruntime"}) if args.peer else []
+    device, apart = peer_device({c[0]["backend"]["backend"] for c in cases}) if args.peer else ("auto", [])
     if apart:
         print(f"note: peers run on ONNX Runtime, not {' or '.join(apart)}: set them against this run's onnxruntime "
               f"rows (--backends {','.join([*apart, 'onnxruntime'])}), not against those")
-    cases += [harness.load_peer(spec, args.threads) for spec in args.peer]
+    cases += [harness.load_peer(spec, args.threads, device) for spec in args.peer]
     rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
     device = results.device_block()
     print(f"device: {device['cpu']} ({device['cores']} cores; {' '.join(device['cpu_features']) or 'no listed ISA'})"
@@ -377,6 +377,18 @@ def cmd_bench(args) -> None:
               " of its CPU time: these milliseconds are this VM's today, the ratios within the run still hold")
     if args.save:
         print(f"saved {results.save_run(rows, device)}")
+
+
+def peer_device(backends: set[str], available: list[str] | None = None) -> tuple[str, list[str]]:
+    """Where peers run beside cases on ``backends``: ONNX Runtime's TensorRT provider beside TensorRT engines where
+    onnxruntime-gpu has it, else ONNX Runtime as our onnxruntime backend runs; and the backends they still differ
+    from, which the run's note names."""
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    device = "tensorrt" if "tensorrt" in backends and "TensorrtExecutionProvider" in available else "auto"
+    return device, sorted(backends - {"onnxruntime", *(["tensorrt"] if device == "tensorrt" else [])})
 
 
 def bench_kernels(args) -> None:

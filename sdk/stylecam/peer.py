@@ -96,12 +96,12 @@ class Peer:
         self.stride = 1  # raised when the network rejects a size (see the module's docstring)
 
     @classmethod
-    def from_spec(cls, spec: str, threads: int | None = None) -> Peer:
+    def from_spec(cls, spec: str, threads: int | None = None, device: str = "auto") -> Peer:
         """``path.onnx:CONTRACT`` (the contract defaults to rgb01)."""
         path, sep, contract = spec.rpartition(":")
         if not sep or spec.endswith(".onnx"):  # no contract given
             path, contract = spec, ""
-        return cls(path, PeerContract.parse(contract or "rgb01"), threads)
+        return cls(path, PeerContract.parse(contract or "rgb01"), threads, device)
 
     def reset_video(self) -> None:
         """Peers keep no state between frames."""

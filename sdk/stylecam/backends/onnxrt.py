@@ -33,19 +33,31 @@ def session_options(threads: int | None = None, spinning: bool = False):
     return opts
 
 
-def providers(device: str = "auto", available: list[str] | None = None) -> list[str]:
-    """The execution providers for ``device`` (auto, cpu, cuda/gpu): CUDA first where asked for or, on auto, where
-    this ONNX Runtime has it (onnxruntime-gpu), then the CPU. Our networks and peers get the same, so that a
-    comparison between them is like for like."""
+def providers(device: str = "auto", available: list[str] | None = None) -> list:
+    """The execution providers for ``device`` (auto, cpu, cuda/gpu, tensorrt): CUDA first where asked for or, on
+    auto, where this ONNX Runtime has it (onnxruntime-gpu), then the CPU. ``tensorrt`` puts ONNX Runtime's TensorRT
+    provider before them, in FP16 with its engines cached beside stylecam's: how a peer network, which has no
+    bundle to build an engine from, stands beside our TensorRT engines. Our networks and peers get the same, so
+    that a comparison between them is like for like."""
     if available is None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
-    if device in ("cuda", "gpu") and "CUDAExecutionProvider" not in available:
+    need = {"cuda": "CUDAExecutionProvider", "gpu": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+    if device in need and need[device] not in available:
         raise RuntimeError(f"device '{device}' asked for, but this onnxruntime has only {available}; "
-                           "pip install onnxruntime-gpu or use device='cpu'")
-    cuda = device in ("cuda", "gpu") or (device == "auto" and "CUDAExecutionProvider" in available)
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+                           "pip install onnxruntime-gpu (with TensorRT's libraries for 'tensorrt') or use "
+                           "device='cpu'")
+    chosen = ["CPUExecutionProvider"]
+    if device in need or (device == "auto" and "CUDAExecutionProvider" in available):
+        chosen.insert(0, "CUDAExecutionProvider")
+    if device == "tensorrt":
+        from stylecam.export.engine import cache_dir
+
+        (cache := cache_dir() / "ort-trt").mkdir(parents=True, exist_ok=True)
+        chosen.insert(0, ("TensorrtExecutionProvider", {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                                                        "trt_engine_cache_path": str(cache)}))
+    return chosen
 
 
 class OnnxRuntimeBackend:
