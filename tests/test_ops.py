@@ -7,6 +7,7 @@ themselves are checked by the GPU tests, which skip here with the reason ``ops.b
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,35 @@ def test_backend_says_which_path_and_why(monkeypatch):
 def test_the_package_build_compiles_the_extension_for_jetson_rtx_and_hopper():
     assert ops.find_library() is not None, "nvcc is on PATH but the install built no libstylecam_ops.so"
     assert {75, 86, 87, 89, 90} <= set(ops.architectures(ops.library()))
+
+
+def _libasan() -> str | None:
+    gcc = shutil.which("gcc")
+    path = gcc and subprocess.run([gcc, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    return path if path and os.path.isabs(path) else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("nvcc") or os.path.exists("/usr/local/cuda/bin/nvcc")) or not shutil.which(
+    "cmake") or _libasan() is None, reason="needs nvcc, cmake and gcc's AddressSanitizer")
+def test_the_host_twins_touch_no_memory_outside_their_buffers(tmp_path):
+    """The kernels' per-pixel code (reflect indices, area spans, bilinear taps) under AddressSanitizer, in the host
+    twins, through this file's reference tests: an out-of-bounds read or write aborts the run. A GPU's own check is
+    compute-sanitizer (scripts/gpu_checks.sh)."""
+    root = Path(__file__).parents[1]
+    flags = "-DCMAKE_CUDA_FLAGS=-Xcompiler=-fsanitize=address,-fno-omit-frame-pointer -lasan"
+    for cmd in (["cmake", "-S", str(root), "-B", str(tmp_path), "-DSTYLECAM_CUDA_ARCHITECTURES=75", flags],
+                ["cmake", "--build", str(tmp_path)]):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = tmp_path / "asan"  # the report of the first bad access (pytest would swallow it from stderr)
+    env = {**os.environ, "LD_PRELOAD": _libasan(), "ASAN_OPTIONS": f"detect_leaks=0:log_path={log}",
+           "STYLECAM_OPS_LIBRARY": str(tmp_path / "cpp_ext" / "libstylecam_ops.so")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                           "matches or resizes or 4k or fused"], env=env, capture_output=True, text=True, cwd=root)
+    reports = "".join(p.read_text()[:3000] for p in tmp_path.glob("asan*"))
+    assert not reports, reports
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="no cmake on PATH")
