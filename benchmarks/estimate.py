@@ -45,6 +45,7 @@ class Device:
     tensor_fp16_per_sm: int  # dense FP16 tensor-core FMA per clock per SM
     int8_speedup: float = 2.0  # dense INT8 over FP16 on tensor cores
     cuda_fp16_per_sm: int = 256  # FP16 FMA per clock per SM on CUDA cores (half2)
+    part_numbers: tuple[str, ...] = ()  # the Jetson modules it is (device tree), which a measured run names
 
     def tensor_macs_s(self, precision: str) -> float:
         rate = self.sms * self.clock_ghz * 1e9 * self.tensor_fp16_per_sm
@@ -59,10 +60,13 @@ class Device:
 # (e.g. Orin Nano Super: 8 SMs × 1.02 GHz × 1024 × 2 (FMA) × 2 (INT8) × 2 (sparse) = 67 TOPS).
 # Thor (Blackwell): 2070 sparse FP4 TFLOPS halved per step to dense FP16 (259 TFLOPS) over 20 SMs at 1.575 GHz.
 # H100 SXM: 989 dense FP16 TFLOPS over 132 SMs at 1.83 GHz; for checking the model against a measured GPU.
+# Orin Nano 4GB: half the 8GB's GPU and memory bus (34 sparse INT8 TOPS and 51 GB/s in MAXN SUPER).
 DEVICES = {d.name: d for d in (
-    Device("Jetson Orin Nano 8GB", "Orin Nano", "MAXN SUPER (25 W)", 8, 1.02, 102.0, 1024),
-    Device("Jetson Orin NX 16GB", "Orin NX", "MAXN SUPER (40 W)", 8, 1.173, 102.4, 1024),
-    Device("Jetson AGX Orin 64GB", "AGX Orin", "MAXN (60 W)", 16, 1.3, 204.8, 1024),
+    Device("Jetson Orin Nano 8GB", "Orin Nano", "MAXN SUPER (25 W)", 8, 1.02, 102.0, 1024,
+           part_numbers=("p3767-0003", "p3767-0005")),  # the module, the developer kit's
+    Device("Jetson Orin Nano 4GB", "Orin Nano", "MAXN SUPER (25 W)", 4, 1.02, 51.2, 1024, part_numbers=("p3767-0004",)),
+    Device("Jetson Orin NX 16GB", "Orin NX", "MAXN SUPER (40 W)", 8, 1.173, 102.4, 1024, part_numbers=("p3767-0000",)),
+    Device("Jetson AGX Orin 64GB", "AGX Orin", "MAXN (60 W)", 16, 1.3, 204.8, 1024, part_numbers=("p3701-0005",)),
     Device("Jetson AGX Thor T5000", "Thor", "MAXN (130 W)", 20, 1.575, 273.0, 4096),
     Device("NVIDIA H100 80GB HBM3", "H100", "700 W", 132, 1.83, 3350.0, 2048, cuda_fp16_per_sm=512),
 )}
@@ -147,12 +151,12 @@ def check(estimates: list[dict], runs: list[dict]) -> list[dict]:
             (run["device"].get("gpu") or {}).get("name", "")
         for r in run["results"]:
             if r.get("kind") is None and r.get("backend", {}).get("backend") == "tensorrt" and "infer" in r["stages_ms"]:
-                measured[(name, r["model"], r["precision"], tuple(r["size"]))] = \
+                measured[(name, jetson.get("part_number"), r["model"], r["precision"], tuple(r["size"]))] = \
                     (r["stages_ms"]["infer"]["median"], jetson.get("power_mode"))
     out = []
     for e in estimates:
-        for (name, model, precision, size), (ms, power_mode) in measured.items():
-            if _same_device(DEVICES[e["device"]], name) and \
+        for (name, part, model, precision, size), (ms, power_mode) in measured.items():
+            if _same_device(DEVICES[e["device"]], name, part) and \
                     (e["model"], e["precision"], tuple(e["size"])) == (model, precision, size):
                 network_ms = e["ms"] - e["prepost_ms"]
                 out.append({**e, "network_ms": round(network_ms, 3), "measured_ms": ms,
@@ -160,8 +164,11 @@ def check(estimates: list[dict], runs: list[dict]) -> list[dict]:
     return out
 
 
-def _same_device(device: Device, measured: str) -> bool:
-    """Whether a measured device is the one estimated: its name matches, and a memory size that both name agrees
-    (jetson-stats names the module: an Orin Nano 4GB has half the 8GB's SMs, an AGX Orin 32GB 14 of 16)."""
+def _same_device(device: Device, measured: str, part_number: str | None = None) -> bool:
+    """Whether a measured device is the one estimated: by the Jetson module's part number where both have one
+    (an Orin Nano 4GB, p3767-0004, has half the 8GB's SMs on the same carrier board; an AGX Orin 32GB 14 of 16),
+    else by name, and a memory size that both name must agree."""
+    if part_number and device.part_numbers:
+        return part_number in device.part_numbers
     sizes = [re.findall(r"(\d+)\s*GB", text) for text in (device.name, measured)]
     return device.match.lower() in measured.lower() and not (all(sizes) and sizes[0][0] not in sizes[1])

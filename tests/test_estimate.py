@@ -34,7 +34,8 @@ def test_graph_macs_match_the_manifest_and_predictions_order_sensibly():
             estimate.estimate(candy.model_file("fp32"), "candy", ["fp32", "fp16", "int8"], [(480, 640)])}
     for device in estimate.JETSONS:
         assert rows[(device, "int8")] < rows[(device, "fp16")] < rows[(device, "fp32")]
-    assert rows[("Jetson AGX Orin 64GB", "fp16")] < rows[("Jetson Orin Nano 8GB", "fp16")]
+    assert rows[("Jetson AGX Orin 64GB", "fp16")] < rows[("Jetson Orin Nano 8GB", "fp16")] < \
+        rows[("Jetson Orin Nano 4GB", "fp16")]
     with pytest.raises(ValueError, match="predicts TensorRT on Jetsons.*int8-cpu"):
         estimate.estimate(candy.model_file("fp32"), "candy", ["int8-cpu"], [(480, 640)])
 
@@ -89,6 +90,11 @@ def test_a_jetson_run_checks_the_estimate_of_its_own_module_and_names_another_po
         device = {**results.device_block(), "jetson": {**board, "part_number": part, "sku": sku}}
         results.save_run([{**measured, "stages_ms": {"infer": {"median": ms}}}], device, root=tmp_path)
     assert estimate.check(rows, results.load_runs(tmp_path)) == []  # neither is the module estimated
+    small = estimate.estimate(resolve("candy").model_file("fp32"), "candy", ["fp16"], [(480, 640)],
+                              devices=["Jetson Orin Nano 4GB"])
+    assert [c["measured_ms"] for c in estimate.check(small, results.load_runs(tmp_path))] == [8.0]  # its own
+    unnamed = [{"device": {"jetson": {"module": "NVIDIA Jetson Orin Nano (4GB ram)"}}, "results": [measured]}]
+    assert estimate.check(rows, unnamed) == [] and len(estimate.check(small, unnamed)) == 1  # no part: the name
     device = {**results.device_block(), "jetson": {**board, "power_mode": "15W (mode 0)", "part_number": "p3767-0005",
                                                     "sku": "NVIDIA Jetson Orin Nano (Developer kit)"}}
     results.save_run([measured], device, root=tmp_path)
