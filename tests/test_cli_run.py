@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 
 from stylecam.sources import DEMO_CLIP
 
@@ -138,8 +139,8 @@ def test_run_refuses_outputs_that_would_lose_something(tmp_path):
     photos = _photos(tmp_path / "photos")
     for args, says in [(["--input", str(photos), "--output", str(photos)], "would overwrite it"),
                        (["--input", str(photos), "--output", str(tmp_path / "x.jpg")], "is one image"),
-                       (["--input", str(DEMO_CLIP), "--output", str(tmp_path / "x.gif")], "unknown output type"),
-                       (["--input", str(DEMO_CLIP), "--output", str(tmp_path / "x.gif"), "--style", "nonexistent"],
+                       (["--input", str(DEMO_CLIP), "--output", str(tmp_path / "x.flv")], "unknown output type"),
+                       (["--input", str(DEMO_CLIP), "--output", str(tmp_path / "x.flv"), "--style", "nonexistent"],
                         "unknown output type"),  # said before the model loads
                        (["--input", str(photos / "broken.jpg"), "--output", str(tmp_path / "b.png")],
                         "not a readable image")]:
@@ -167,3 +168,44 @@ def test_every_option_of_every_command_says_what_it_does():
     silent = [f"{name} {action.option_strings or action.dest}" for name, command in commands.items()
               for action in command._actions if not action.help and not isinstance(action, argparse._HelpAction)]
     assert not silent, silent
+
+
+def test_run_writes_an_animated_webp_or_gif_and_a_webp_photo(tmp_path):
+    for name in ("clip.webp", "clip.gif"):
+        out = tmp_path / name
+        r = subprocess.run([*CLI, "run", "--style", "candy_nano", "--input", str(DEMO_CLIP), "--output", str(out),
+                            "--max-frames", "12"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        ok, animation = cv2.imreadanimation(str(out))
+        assert ok and len(animation.frames) == 12 and animation.frames[0].shape[:2] == (360, 640)
+        assert list(animation.durations) == [100] * 12  # the clip's 10 FPS
+        first = cv2.VideoCapture(str(DEMO_CLIP)).read()[1]
+        # stylized, not the input (a stylized frame is far from its photo) and not blank
+        assert 8 < cv2.PSNR(animation.frames[0][:, :, :3], first) < 25 and animation.frames[0].std() > 20
+    photo = tmp_path / "a.png"
+    cv2.imwrite(str(photo), cv2.VideoCapture(str(DEMO_CLIP)).read()[1])
+    r = subprocess.run([*CLI, "run", "--style", "candy_nano", "--input", str(photo), "--output",
+                        str(tmp_path / "a.webp")], capture_output=True, text=True)
+    assert r.returncode == 0 and cv2.imread(str(tmp_path / "a.webp")).shape == (360, 640, 3), r.stderr
+
+
+def test_an_animation_stops_at_its_memory_budget_and_keeps_what_it_holds(tmp_path, monkeypatch):
+    import pytest
+
+    from stylecam import sinks
+
+    frame = np.full((40, 60, 3), 128, np.uint8)
+    writer = sinks.AnimationWriter(tmp_path / "a.webp", fps=5, max_bytes=3 * frame.nbytes)
+    for value in (60, 120, 180):  # distinct frames (WebP merges repeated ones)
+        writer.write(frame // 2 + value // 2)
+    with pytest.raises(sinks.StopPipeline, match="stopped at 3 frames"):
+        writer.write(frame)
+    writer.release()
+    ok, animation = cv2.imreadanimation(str(tmp_path / "a.webp"))
+    assert ok and len(animation.frames) == 3 and list(animation.durations) == [200] * 3
+    monkeypatch.delattr(cv2, "imwriteanimation")  # OpenCV before 4.11 (JetPack 6 has 4.8)
+    with pytest.raises(ValueError, match="needs OpenCV 4.11"):
+        sinks.output_kind("clip.gif")
+    assert sinks.output_kind("photo.webp") == "image" and sinks.output_kind("photo.webp", frames=1) == "image"
+    with pytest.raises(ValueError, match="needs OpenCV 4.11"):
+        sinks.output_kind("clip.webp", frames=80)

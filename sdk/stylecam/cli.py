@@ -110,8 +110,8 @@ def cmd_run(args) -> None:
     if args.output:
         if kind == "image" and total != 1:
             raise ValueError(f"--output {args.output} is one image, but the input has {total or 'many'} frames; "
-                             "give a folder (no suffix) or a video file")
-        sinks.append(file_sink(args.output, fps=source.fps))
+                             "give a folder (no suffix), a video file or an animation (.webp, .gif)")
+        sinks.append(file_sink(args.output, fps=source.fps, frames=total))
     if args.preview:
         sinks.append(PreviewSink(args.preview, at_frame=(total or 0) // 2))
     if args.show:
@@ -572,8 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="stylize a video file, folder or camera into a file and/or a window")
     run.add_argument("--input", default="demo", help="video file, image folder, camera index, URL, or 'demo'")
-    run.add_argument("--output", help="video file (.mp4, .avi), image file (.jpg, .png) for one frame, or a folder "
-                     "(no suffix) for one image per frame, named after the input's files")
+    run.add_argument("--output", help="video file (.mp4, .avi), animated image (.webp, .gif), image file (.jpg, "
+                     ".png) for one frame, or a folder (no suffix) for one image per frame, named after the input's "
+                     "files")
     run.add_argument("--show", action="store_true", help="show frames in a window (q or Esc quits)")
     run.add_argument("--preview", help="write a side-by-side PNG (original | stylized)")
     run.add_argument("--workers", type=_positive_int, default=1, help="stylize this many frames at once, each on its "
@@ -586,7 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--source", default="0", help="camera index, video file, image folder, URL, GStreamer "
                       "pipeline, 'csi' or 'csi:N' (Jetson CSI camera), or 'demo'")
     live.add_argument("--http", metavar="HOST:PORT", help="serve MJPEG with controls (e.g. 127.0.0.1:8080)")
-    live.add_argument("--output", help="also record: a video file, or a folder (no suffix) for one image per frame")
+    live.add_argument("--output", help="also record: a video file, an animated image (.webp, .gif), or a folder "
+                      "(no suffix) for one image per frame")
     live.add_argument("--fullscreen", action="store_true", help="kiosk mode")
     live.add_argument("--no-window", action="store_true", help="headless: HTTP and/or file only")
     live.add_argument("--side-by-side", action="store_true", help="show original | stylized")
