@@ -62,10 +62,10 @@ def cpu_rows(size=(1080, 1920), iters: int = 20) -> list[dict]:
     rows = [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), bytes_moved(op, h, w, 4), None)
             for op, fn in cases.items()]
     small = frames.scaled_size(h, w, 0.5)  # what the Stylizer does at a scale
-    out = frames.to_tensor(bgr, STRIDE, MARGIN, size=small)
+    small_out = frames.to_tensor(bgr, STRIDE, MARGIN, size=small)
     cases = {"bgr8_to_tensor": lambda: frames.to_tensor(bgr, STRIDE, MARGIN, size=small),
              "tensor_to_bgr8": lambda: frames.to_frame_size(
-                 frames.to_bgr8(frames.crop_output(out, *small, MARGIN), bgr, 1.0), bgr, 0.5)}
+                 frames.to_bgr8(frames.crop_output(small_out, *small, MARGIN), bgr, 1.0), bgr, 0.5)}
     return rows + [_row(op, "numpy", "fp32", size, _time_cpu(fn, iters), bytes_moved(op, h, w, 4, 0.5), None, 0.5)
                    for op, fn in cases.items()]
 
