@@ -8,12 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam.audio import audio_streams, keep_audio
+from stylecam.audio import keep_audio
 from stylecam.sinks import VideoFileSink
 from stylecam.sources import DEMO_CLIP
 
 av = pytest.importorskip("av", reason="the av extra (PyAV) is not installed")
 CLI = [sys.executable, "-m", "stylecam.cli"]
+
+
+def audio_streams(path) -> int:
+    with av.open(str(path)) as container:
+        return len(container.streams.audio)
 
 
 def clip_with_sound(path, codec="aac", frames=20, fps=10, seconds=2.0, rate=48000, tones=(440,)):

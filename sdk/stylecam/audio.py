@@ -25,18 +25,6 @@ def pyav():
     return av
 
 
-def audio_streams(path: str | os.PathLike) -> int | None:
-    """How many audio streams the file has; None where PyAV is missing or cannot open it."""
-    av = pyav()
-    if av is None:
-        return None
-    try:
-        with av.open(str(path)) as container:
-            return len(container.streams.audio)
-    except (av.FFmpegError, OSError):
-        return None
-
-
 def keep_audio(source: str | os.PathLike, video: str | os.PathLike) -> int:
     """Copy ``source``'s audio into ``video`` (which a sink wrote from its frames), in place; returns the number of
     audio streams copied. The file is replaced only once the new one is complete."""
