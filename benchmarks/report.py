@@ -25,11 +25,12 @@ def _gpu_state(gpu: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _device_line(d: dict) -> str:
+def device_line(d: dict) -> str:
     gpu = d.get("gpu") or {}
     features = f", {' '.join(d['cpu_features'])}" if d.get("cpu_features") else ""
+    signature = f"{d['cpu_signature']}, " if d.get("cpu_signature") else ""
     kept = ", freed memory kept (keep_freed_memory)" if d.get("freed_memory_kept") else ""
-    parts = [f"CPU {d['cpu']} ({d['cores']} cores{features})", f"{d['os']}, Python {d['python']}{kept}"]
+    parts = [f"CPU {d['cpu']} ({signature}{d['cores']} cores{features})", f"{d['os']}, Python {d['python']}{kept}"]
     if d.get("clocks"):
         parts.insert(1, "clocks: " + ", ".join(_clock(name, c) for name, c in d["clocks"].items()))
     if gpu:
@@ -269,7 +270,7 @@ def render(root: Path = RESULTS_DIR) -> Path:
         runs = {run["file"]: run for run, _ in [*keyed.values(), *kernels[slug].values(), *engines[slug].values()]}
         newest = max(runs.values(), key=lambda run: run["created"])
         rows = [r for _, r in keyed.values()]
-        lines += [f"## {slug}", "", _device_line(newest["device"]), "",
+        lines += [f"## {slug}", "", device_line(newest["device"]), "",
                   "Runs: " + ", ".join(f"`{f}` ({run['created']}{_stolen(run)})" for f, run in sorted(runs.items())),
                   ""]
         if rows:

@@ -35,6 +35,14 @@ def cpu_model() -> str:
     return m.group(1).strip() if m else (platform.processor() or platform.machine())
 
 
+def cpu_signature(root: Path = Path("/")) -> str | None:
+    """x86 family, model and stepping: a virtual machine's "AMD EPYC" names every generation alike (family 25 is
+    Zen 3 or 4, 26 is Zen 5), and two of them ran ``make demo`` at 34.5 and 49.3 FPS. None off x86 Linux."""
+    info = _read(str(root / "proc/cpuinfo")) or ""
+    fields = [re.search(rf"^{key}\s*:\s*(\d+)\s*$", info, re.M) for key in ("cpu family", "model", "stepping")]
+    return "family {} model {} stepping {}".format(*(f.group(1) for f in fields)) if all(fields) else None
+
+
 # what ONNX Runtime's CPU kernels dispatch on: the same CPU name with and without VNNI runs INT8 at other speeds
 # (and, with 8-bit weights, other accuracy: export/precision.py)
 SPEED_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
@@ -143,7 +151,8 @@ def device_block() -> dict:
     from stylecam import live
     from stylecam.export.engine import local_gpu
 
-    block = {"cpu": cpu_model(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "machine": platform.machine(),
+    block = {"cpu": cpu_model(), "cpu_signature": cpu_signature(), "cpu_features": cpu_features(),
+             "cores": os.cpu_count(), "machine": platform.machine(),
              "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
              "gpu": local_gpu(), "freed_memory_kept": live.freed_memory_kept, "clocks": clocks(),
              "versions": {d: _version(d) for d in ("onnxruntime", "onnxruntime-gpu", "opencv-python-headless",
@@ -156,15 +165,27 @@ def device_block() -> dict:
     return block
 
 
+def _generation(block: dict) -> str | None:
+    """A CPU name without a model number ("AMD EPYC", "Intel(R) Xeon(R) Processor": a virtual machine's) is
+    told apart by its x86 family (AMD) or model (Intel); a name with one says it already."""
+    signature = block.get("cpu_signature")
+    if not signature or re.search(r"\d", block["cpu"]):
+        return None
+    family, model = re.match(r"family (\d+) model (\d+)", signature).groups()
+    return f"family {family}" if "AMD" in block["cpu"] else f"model {model}"
+
+
 def device_slug(block: dict) -> str:
-    """The results folder: the Jetson board and module part number, else the GPU, else the CPU with its x86 vector
-    tier and cores (a virtual machine's "AMD EPYC" is an AVX2 or an AVX-512 VNNI host). Runs from before
-    ``cpu_features`` was recorded keep the name without the tier."""
+    """The results folder: the Jetson board and module part number, else the GPU, else the CPU with its generation
+    where the name lacks one, its x86 vector tier and cores (a virtual machine's "AMD EPYC" is an AVX2 or an
+    AVX-512 VNNI host of family 25 or 26). Runs from before ``cpu_features`` and ``cpu_signature`` were recorded
+    keep the names without them."""
     features = block.get("cpu_features") or []
     tier = next((name for flag, name in X86_TIERS if flag in features), None)
     jetson = block["jetson"] or {}
     name = " ".join(filter(None, (jetson.get("module"), jetson.get("part_number")))) or \
-        (block["gpu"] or {}).get("name") or " ".join([block["cpu"], *([tier] if tier else []), f"{block['cores']}c"])
+        (block["gpu"] or {}).get("name") or \
+        " ".join(filter(None, (block["cpu"], _generation(block), tier, f"{block['cores']}c")))
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
 
 

@@ -159,8 +159,28 @@ def test_device_folder_names_the_cpu_vector_tier():
     sapphire = {**vm, "cpu": "Intel(R) Xeon(R) Processor", "cpu_features": ["avx2", "avx512_vnni", "amx_int8"]}
     assert results.device_slug(sapphire) == "intel-r-xeon-r-processor-amx-2c"
     assert results.device_slug({**vm, "cpu_features": ["asimddp"]}) == "amd-epyc-2c"  # ARM: the name says it
+    zen5 = {**vm, "cpu_features": ["avx2", "avx512f", "avx512_vnni"], "cpu_signature": "family 26 model 2 stepping 1"}
+    assert results.device_slug(zen5) == "amd-epyc-family-26-avx512-vnni-2c"  # Zen 4 is family 25
+    emerald = {**sapphire, "cpu_signature": "family 6 model 207 stepping 2"}
+    assert results.device_slug(emerald) == "intel-r-xeon-r-processor-model-207-amx-2c"
+    named = {**vm, "cpu": "AMD EPYC 9654 96-Core Processor", "cores": 96, "cpu_signature": zen5["cpu_signature"]}
+    assert results.device_slug(named) == "amd-epyc-9654-96-core-processor-96c"  # the model number says it
     if platform.machine() == "x86_64" and results._read("/proc/cpuinfo"):
         assert "avx2" in results.cpu_features()
+
+
+def test_cpu_signature_tells_generations_with_one_name_apart(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n"
+                                           "model\t\t: 2\nmodel name\t: AMD EPYC\nstepping\t: 1\n")
+    assert results.cpu_signature(tmp_path) == "family 26 model 2 stepping 1"
+    (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 62.50\nCPU part\t: 0xd42\n")  # an Orin
+    assert results.cpu_signature(tmp_path) is None
+    line = report.device_line({**results.device_block(), "cpu": "AMD EPYC", "cores": 2,
+                                "cpu_signature": "family 26 model 2 stepping 1"})
+    assert line.startswith("CPU AMD EPYC (family 26 model 2 stepping 1, 2 cores")
+    assert report.device_line({**results.device_block(), "cpu_signature": None}).startswith(
+        f"CPU {results.cpu_model()} ({os.cpu_count()} cores")  # runs from before it was recorded
 
 
 def test_clocks_power_mode_and_gpu_state_are_read_where_the_system_shows_them(tmp_path):
@@ -192,12 +212,12 @@ def test_clocks_power_mode_and_gpu_state_are_read_where_the_system_shows_them(tm
                    "max_mem_mhz": 2619.0, "power_limit_w": 700.0, "pstate": "P0"}
     assert results.nvidia_smi_state("580.95.05, [N/A], [N/A], [N/A], [N/A], [N/A], [N/A]\n") == {"driver": "580.95.05"}
     assert results.nvidia_smi_state("garbage") is None
-    line = report._device_line({**results.device_block(), "clocks": got, "jetson": {
+    line = report.device_line({**results.device_block(), "clocks": got, "jetson": {
         "module": "NVIDIA Jetson Orin Nano", "power_mode": "MAXN_SUPER (mode 2)"},
         "gpu": {"name": "Orin", "compute_capability": "8.7", **smi}})
     assert "power mode MAXN_SUPER (mode 2)" in line and "17000000.gpu 1020 MHz (locked, nvhost_podgov)" in line
     assert "cpu0 1510 MHz (730–1728, schedutil)" in line and "SM 1755 of 1980 MHz, memory 2619 MHz, P0" in line
-    assert "clocks: cpu0" in report._device_line(results.device_block()) or not results.clocks()
+    assert "clocks: cpu0" in report.device_line(results.device_block()) or not results.clocks()
 
 
 def test_a_jetson_is_named_by_its_module_part_number_and_release(tmp_path):
@@ -217,7 +237,7 @@ def test_a_jetson_is_named_by_its_module_part_number_and_release(tmp_path):
                      "power_mode": "15W (mode 0, the default)", **named}  # jetson-stats' tables add the names
     device = {**results.device_block(), "jetson": block}
     assert results.device_slug(device) == "nvidia-jetson-orin-nano-developer-kit-p3767-0004"  # 4GB and 8GB apart
-    line = report._device_line(device)
+    line = report.device_line(device)
     assert line.startswith("NVIDIA Jetson Orin Nano Developer Kit (") and "p3767-0004), power mode 15W" in line
     assert ("JetPack 6.2 (L4T 36.4.3)" if named else "L4T 36.4.3") in line
     put("proc/device-tree/model", "Raspberry Pi 5 Model B Rev 1.0")
@@ -247,8 +267,8 @@ def test_device_block_and_results_database_and_report(tmp_path):
     device = results.device_block()
     assert device["cores"] >= 1 and device["cpu"] and "onnxruntime" in device["versions"]
     assert device["freed_memory_kept"] is live.freed_memory_kept  # it moves pre/post times: the report says so
-    assert "freed memory kept" in report._device_line({**device, "freed_memory_kept": True})
-    assert "freed memory kept" not in report._device_line({**device, "freed_memory_kept": False})
+    assert "freed memory kept" in report.device_line({**device, "freed_memory_kept": True})
+    assert "freed memory kept" not in report.device_line({**device, "freed_memory_kept": False})
     rows = harness.bench_style("wave", "onnxruntime", "fp32", [(32, 48), (64, 96)], threads=1, warmup_s=0,
                                iters=2)
     path = results.save_run(rows, device, root=tmp_path)
@@ -298,7 +318,10 @@ def test_cpu_time_a_virtual_machines_host_took_is_measured_and_reported(tmp_path
     from stylecam.cli import main
 
     main(["bench", "--models", "candy", "--sizes", "32x48,32x64", "--iters", "2", "--warmup", "0", "--threads", "1"])
-    assert "host took 30% at 32x48, 30% at 32x64 of its CPU time" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "host took 30% at 32x48, 30% at 32x64 of its CPU time" in printed
+    first = printed.splitlines()[0]  # the report's device line (clocks may move between two readings)
+    assert first.startswith(f"device: CPU {results.cpu_model()} (") and "onnxruntime 1." in first
     rows = harness.bench_style("candy", "onnxruntime", "fp32", [(32, 48)], threads=1, warmup_s=0, iters=2)
     calm = [{**rows[0], "stolen": 0.01}]
     results.save_run(rows, results.device_block(), root=tmp_path)

@@ -361,8 +361,7 @@ def cmd_bench(args) -> None:
     cases += [harness.load_peer(spec, args.threads, device) for spec in args.peer]
     rows = harness.run(cases, sizes, **timing)  # side by side: the cases take turns at each size
     device = results.device_block()
-    print(f"device: {device['cpu']} ({device['cores']} cores; {' '.join(device['cpu_features']) or 'no listed ISA'})"
-          f", GPU {device['gpu']}")
+    print("device:", report.device_line(device))  # as the results README shows it
     print(f"{'model':<24}{'precision':<10}{'backend':<13}{'frame':>11}{'median ms':>11}{'p95 ms':>9}{'FPS':>8}"
           f"{'host MB':>9}")
     for r in rows:
