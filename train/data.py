@@ -1,31 +1,60 @@
 """Training images: content photos held in memory at training scale, sampled as random crops."""
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from stylecam.sources import IMAGE_SUFFIXES
 
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
-def read_rgb(path: str | Path, max_side: int | None = None, min_side: int | None = None) -> np.ndarray:
-    """An RGB uint8 image, scaled so its longer side ≤ max_side, or its shorter side = min_side."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise OSError(f"{path}: not a readable image")
-    h, w = bgr.shape[:2]
+
+def _scale(h: int, w: int, max_side: int | None, min_side: int | None) -> float:
     scale = 1.0
     if max_side and max(h, w) > max_side:
         scale = max_side / max(h, w)
     if min_side:
         scale = min_side / min(h, w)
+    return scale
+
+
+def _decode_flag(path: str | Path, max_side: int | None, min_side: int | None) -> int:
+    """The largest JPEG decoder reduction (1/2, 1/4, 1/8) that still leaves the image at least as large as asked:
+    a 12-megapixel photo decodes at 1/8 in 12 ms instead of 75. The header alone gives the size (Pillow)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size  # before EXIF rotation, which swaps the sides and keeps the scale
+    except Exception:  # noqa: BLE001 - a format Pillow does not know, or a broken file: OpenCV decides
+        return cv2.IMREAD_COLOR
+    scale = _scale(h, w, max_side, min_side)
+    return next((flag for r, flag in sorted(_REDUCED.items(), reverse=True) if r * scale <= 1), cv2.IMREAD_COLOR)
+
+
+def read_rgb(path: str | Path, max_side: int | None = None, min_side: int | None = None) -> np.ndarray:
+    """An RGB uint8 image, scaled so its longer side ≤ max_side, or its shorter side = min_side."""
+    bgr = cv2.imread(str(path), _decode_flag(path, max_side, min_side) if max_side or min_side else cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise OSError(f"{path}: not a readable image")
+    h, w = bgr.shape[:2]
+    scale = _scale(h, w, max_side, min_side)
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _read_or_warning(path: Path, min_side: int) -> np.ndarray | str:
+    try:
+        return read_rgb(path, min_side=min_side)
+    except OSError as e:
+        return f"skipping {e}"
 
 
 def to_batch(images: list[np.ndarray]) -> torch.Tensor:
@@ -41,11 +70,12 @@ class ContentImages:
         if not paths:
             raise FileNotFoundError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.size, self.images = size, []
-        for p in paths[:limit]:
-            try:
-                self.images.append(read_rgb(p, min_side=size))
-            except OSError as e:
-                warnings.warn(f"skipping {e}", stacklevel=2)
+        with ThreadPoolExecutor(os.cpu_count()) as pool:  # OpenCV decodes without the GIL: one photo per core
+            for image in pool.map(lambda p: _read_or_warning(p, size), paths[:limit]):
+                if isinstance(image, str):
+                    warnings.warn(image, stacklevel=2)
+                else:
+                    self.images.append(image)
         if not self.images:
             raise FileNotFoundError(f"{folder}: none of the {len(paths)} images could be read")
 
