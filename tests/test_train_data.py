@@ -32,6 +32,8 @@ def test_a_large_photo_decodes_at_the_largest_reduction_that_keeps_the_size_aske
     assert _decode_flag(photo, 1000, None) == cv2.IMREAD_REDUCED_COLOR_2  # longer side 2400 → 1000
     assert _decode_flag(photo, None, 1000) == cv2.IMREAD_COLOR
     assert _decode_flag(d / "missing.jpg", None, 192) == cv2.IMREAD_COLOR  # OpenCV says what is wrong
+    cv2.imwrite(str(d / "photo.png"), bgr)
+    assert _decode_flag(d / "photo.png", None, 192) == cv2.IMREAD_COLOR  # no reduced decoder: no dropped pixels
     for kw, shape in (({"min_side": 192}, (192, 256, 3)), ({"min_side": 300}, (300, 400, 3)),
                       ({"max_side": 1000}, (750, 1000, 3))):
         got = read_rgb(photo, **kw)

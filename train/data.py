@@ -26,12 +26,14 @@ def _scale(h: int, w: int, max_side: int | None, min_side: int | None) -> float:
 
 
 def _decode_flag(path: str | Path, max_side: int | None, min_side: int | None) -> int:
-    """The largest JPEG decoder reduction (1/2, 1/4, 1/8) that still leaves the image at least as large as asked:
-    a 12-megapixel photo decodes at 1/8 in 12 ms instead of 75. The header alone gives the size (Pillow)."""
+    """For a JPEG, the largest decoder reduction (1/2, 1/4, 1/8) that still leaves the image at least as large as
+    asked: a 12-megapixel photo decodes at 1/8 in 12 ms instead of 75. The header alone gives the size (Pillow)."""
     try:
         with Image.open(path) as im:
-            w, h = im.size  # before EXIF rotation, which swaps the sides and keeps the scale
+            (w, h), jpeg = im.size, im.format == "JPEG"  # size before EXIF rotation, which keeps the scale
     except Exception:  # noqa: BLE001 - a format Pillow does not know, or a broken file: OpenCV decides
+        return cv2.IMREAD_COLOR
+    if not jpeg:  # OpenCV would decode it whole, then shrink it bilinearly, dropping pixels at 1/4 and 1/8
         return cv2.IMREAD_COLOR
     scale = _scale(h, w, max_side, min_side)
     return next((flag for r, flag in sorted(_REDUCED.items(), reverse=True) if r * scale <= 1), cv2.IMREAD_COLOR)
