@@ -101,7 +101,9 @@ def test_distillation_pulls_the_student_to_the_teacher(content, tmp_path):
 
 def test_two_process_ddp_run_with_gloo(content, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a rank once died at exit with SIGABRT ("terminate called without an active exception"), 1 run in 100 or
+    # fewer: if it comes back, faulthandler prints where each rank's Python threads were
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", "TORCH_SHOW_CPP_STACKTRACES": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "stylecam.cli", "train", "--style", str(shared("styles/wave.jpg")), "--content", str(content),
            "--out", str(out), "--arch", "nano", "--steps", "4", "--size", "64", "--batch", "1",
