@@ -176,10 +176,10 @@ def test_cpu_signature_tells_generations_with_one_name_apart(tmp_path):
     assert results.cpu_signature(tmp_path) == "family 26 model 2 stepping 1"
     (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 62.50\nCPU part\t: 0xd42\n")  # an Orin
     assert results.cpu_signature(tmp_path) is None
-    line = report.device_line({**results.device_block(), "cpu": "AMD EPYC", "cores": 2,
-                                "cpu_signature": "family 26 model 2 stepping 1"})
+    here = {**results.device_block(), "jetson": None}  # a Jetson's line starts with its module
+    line = report.device_line({**here, "cpu": "AMD EPYC", "cores": 2, "cpu_signature": "family 26 model 2 stepping 1"})
     assert line.startswith("CPU AMD EPYC (family 26 model 2 stepping 1, 2 cores")
-    assert report.device_line({**results.device_block(), "cpu_signature": None}).startswith(
+    assert report.device_line({**here, "cpu_signature": None}).startswith(
         f"CPU {results.cpu_model()} ({os.cpu_count()} cores")  # runs from before it was recorded
 
 
