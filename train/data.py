@@ -28,6 +28,8 @@ def _scale(h: int, w: int, max_side: int | None, min_side: int | None) -> float:
 def _decode_flag(path: str | Path, max_side: int | None, min_side: int | None) -> int:
     """For a JPEG, the largest decoder reduction (1/2, 1/4, 1/8) that still leaves the image at least as large as
     asked: a 12-megapixel photo decodes at 1/8 in 12 ms instead of 75. The header alone gives the size (Pillow)."""
+    if not (max_side or min_side):
+        return cv2.IMREAD_COLOR
     try:
         with Image.open(path) as im:
             (w, h), jpeg = im.size, im.format == "JPEG"  # size before EXIF rotation, which keeps the scale
@@ -41,7 +43,7 @@ def _decode_flag(path: str | Path, max_side: int | None, min_side: int | None) -
 
 def read_rgb(path: str | Path, max_side: int | None = None, min_side: int | None = None) -> np.ndarray:
     """An RGB uint8 image, scaled so its longer side ≤ max_side, or its shorter side = min_side."""
-    bgr = cv2.imread(str(path), _decode_flag(path, max_side, min_side) if max_side or min_side else cv2.IMREAD_COLOR)
+    bgr = cv2.imread(str(path), _decode_flag(path, max_side, min_side))
     if bgr is None:
         raise OSError(f"{path}: not a readable image")
     h, w = bgr.shape[:2]
