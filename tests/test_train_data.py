@@ -30,7 +30,7 @@ def test_a_large_photo_decodes_at_the_largest_reduction_that_keeps_the_size_aske
     assert _decode_flag(photo, None, 192) == cv2.IMREAD_REDUCED_COLOR_8  # 1800 / 8 = 225 ≥ 192
     assert _decode_flag(photo, None, 300) == cv2.IMREAD_REDUCED_COLOR_4  # 1800 / 8 < 300 ≤ 1800 / 4
     assert _decode_flag(photo, 1000, None) == cv2.IMREAD_REDUCED_COLOR_2  # longer side 2400 → 1000
-    assert _decode_flag(photo, None, 1000) == cv2.IMREAD_COLOR
+    assert _decode_flag(photo, None, 1000) == _decode_flag(photo, None, None) == cv2.IMREAD_COLOR
     assert _decode_flag(d / "missing.jpg", None, 192) == cv2.IMREAD_COLOR  # OpenCV says what is wrong
     cv2.imwrite(str(d / "photo.png"), bgr)
     assert _decode_flag(d / "photo.png", None, 192) == cv2.IMREAD_COLOR  # no reduced decoder: no dropped pixels
