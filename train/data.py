@@ -13,7 +13,7 @@ from PIL import Image
 
 from stylecam.sources import IMAGE_SUFFIXES
 
-_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
 def _scale(h: int, w: int, max_side: int | None, min_side: int | None) -> float:
@@ -38,7 +38,7 @@ def _decode_flag(path: str | Path, max_side: int | None, min_side: int | None) -
     if not jpeg:  # OpenCV would decode it whole, then shrink it bilinearly, dropping pixels at 1/4 and 1/8
         return cv2.IMREAD_COLOR
     scale = _scale(h, w, max_side, min_side)
-    return next((flag for r, flag in sorted(_REDUCED.items(), reverse=True) if r * scale <= 1), cv2.IMREAD_COLOR)
+    return next((flag for r, flag in _REDUCED if r * scale <= 1), cv2.IMREAD_COLOR)  # the largest first
 
 
 def read_rgb(path: str | Path, max_side: int | None = None, min_side: int | None = None) -> np.ndarray:
