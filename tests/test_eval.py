@@ -22,6 +22,8 @@ def test_metrics_separate_the_photo_from_its_stylization():
     stylized, outs = ev.evaluate(candy, style)
     identity, same = ev.evaluate(candy, style, strength=0.0)  # the photo itself
     assert identity["content_loss"] == 0.0 and identity["edge_ssim"] == pytest.approx(1.0)
+    assert identity["style_ratio"] == pytest.approx(1.0) and identity["content_error"] == 0.0  # by definition
+    assert 0 < stylized["style_ratio"] < 0.9 and stylized["content_error"] > 0
     assert stylized["content_loss"] > 0 and stylized["edge_ssim"] < 1.0
     assert stylized["style_distance"] < 0.5 * identity["style_distance"]  # closer to candy than the photo is
     assert stylized["vgg16_kid"] < identity["vgg16_kid"]
@@ -58,15 +60,14 @@ def test_kid_is_zero_for_the_same_distribution_and_grows_with_a_shift():
 
 
 def test_cli_eval_writes_a_contact_sheet(tmp_path):
-    photos = images(shared("content"), 2, max_side=128, pattern="bsds_val_*")  # skips without the shared data
+    shared("content")  # skips without the shared data
     sheet = tmp_path / "sheet.png"
     r = subprocess.run([sys.executable, "-m", "stylecam.cli", "eval", "candy", "wave", "--count", "2", "--size",
-                        "128", "--sheet", str(sheet)], capture_output=True, text=True)
+                        "128x96", "--sheet", str(sheet)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "candy" in r.stdout and "VGG16-KID" in r.stdout
+    assert "candy" in r.stdout and "style ratio" in r.stdout
     img = cv2.imread(str(sheet))
-    widest = max(3 * round(p.shape[1] * 160 / p.shape[0]) for p in photos)  # columns: photo + 2 styles
-    assert img.shape[:2] == (2 * 160, widest)  # rows: photos
+    assert img.shape[:2] == (2 * 160, 3 * round(128 * 160 / 96))  # rows: photos; columns: photo + 2 styles
 
 
 def test_eval_write_manifest_keeps_the_flicker_numbers(candy_copy):
@@ -77,17 +78,17 @@ def test_eval_write_manifest_keeps_the_flicker_numbers(candy_copy):
     m = json.loads(path.read_text())
     m["metrics"]["flicker"] = {"vtest.avi": {"relative_warping_error": 2.0, "frames": 60}}
     path.write_text(json.dumps(m))
-    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "eval", str(candy_copy), "--count", "1", "--size", "96",
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "eval", str(candy_copy), "--count", "1", "--size", "96x72",
                         "--write-manifest"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     metrics = load_bundle(candy_copy, verify=False).manifest["metrics"]
-    assert metrics["photos"] == 1 and metrics["size"] == 96  # the photo metrics are new
+    assert metrics["photos"] == 1 and metrics["size"] == "96x72"  # the photo metrics are new
     assert metrics["flicker"] == {"vtest.avi": {"relative_warping_error": 2.0, "frames": 60}}
 
 
 def test_cli_eval_judges_each_network_scale_as_its_own_column(candy_copy):
     shared("content")
-    cli = [sys.executable, "-m", "stylecam.cli", "eval", "--count", "2", "--size", "128"]
+    cli = [sys.executable, "-m", "stylecam.cli", "eval", "--count", "2", "--size", "128x96"]
     r = subprocess.run([*cli, "candy", "--scale", "1,0.5"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = {line[:16].strip(): line[16:].split() for line in r.stdout.splitlines()[1:]}  # label, then arch, metrics

@@ -97,7 +97,7 @@ def test_eval_judges_a_peer_by_the_same_metrics_and_flicker(tmp_path):
     shared("content")
     peer = wrapped_rgb255_nhwc(tmp_path / "their_candy.onnx")
     r = subprocess.run([*CLI, "eval", "candy", "--peer", f"{CANDY}:rgb01", "--peer", f"{peer}:rgb255,nhwc",
-                        "--count", "2", "--size", "128", "--threads", "1"], capture_output=True, text=True)
+                        "--count", "2", "--size", "128x96", "--threads", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()[1:]}
     assert rows["their_candy"][:2] == ["(peer)", "peer"] and rows["model"][:2] == ["(peer)", "peer"]

@@ -1,5 +1,13 @@
 """Quality metrics of trained styles on held-out photos (``stylecam eval``).
 
+The two headline numbers, comparable with any other network on the same photos:
+- style ratio: Σ over relu1_2, relu2_2, relu3_3, relu4_3 of ‖G(stylized) − G(painting)‖² divided by the same sum
+  for the unstyled photo (Gram matrices normalised by C·H·W, the painting's longer side 512 px); 1 = no style,
+  lower = closer to the painting's statistics;
+- content error: mean((relu3_3(stylized) − relu3_3(photo))²) ÷ mean(relu3_3(photo)²); 0 = the photo's content.
+Both are averaged over photos centre-cropped and resized to 640×480 (``frame_photos``).
+
+And the older ones, which other stylecam tables used:
 - content loss: the training content term (VGG16 relu2_2 MSE, stylized vs photo), lower keeps more content;
 - style distance: the training style term (Gram MSE over relu1_2..relu4_3 against the style image);
 - VGG16-KID: kernel inception distance computed on VGG16 relu4_3 features (mean-pooled, both sets divided by
@@ -24,7 +32,7 @@ from stylecam.quality import ssim
 from stylecam.stylizer import Stylizer
 
 from .data import read_rgb, to_batch
-from .losses import PerceptualLoss
+from .losses import PerceptualLoss, gram
 from .options import LossWeights
 from .vgg import VGG16Features
 
@@ -33,6 +41,22 @@ def _edges(bgr: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
     mag = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
     return np.clip(mag / 4, 0, 255).astype(np.uint8)
+
+
+FRAME = (480, 640)  # (H, W) the photos are judged at: a camera frame
+
+
+def frame_photos(photos: list[np.ndarray], size: tuple[int, int] = FRAME) -> list[np.ndarray]:
+    """Each photo centre-cropped to the frame's aspect ratio, then resized to it (area down, bilinear up)."""
+    from stylecam.frames import resize
+
+    out = []
+    for p in photos:
+        h, w = p.shape[:2]
+        ch, cw = min(h, round(w * size[0] / size[1])), min(w, round(h * size[1] / size[0]))
+        y, x = (h - ch) // 2, (w - cw) // 2
+        out.append(np.ascontiguousarray(resize(p[y:y + ch, x:x + cw], size)))
+    return out
 
 
 def kid(x: np.ndarray, y: np.ndarray) -> float:
@@ -77,21 +101,32 @@ class Evaluator:
         loss = PerceptualLoss(self.vgg, to_batch([style_rgb]), self.w)  # the training terms, same targets
         stylizer = model if hasattr(model, "stylize") else Stylizer(model, backend="onnxruntime", variant="fp32",
                                                                        strength=strength)
-        content, style, edge, pooled, outputs = [], [], [], [], []
+        content, style, ratio, error, edge, pooled, outputs = [], [], [], [], [], [], []
         for photo in self.photos:
             out = stylizer.stylize(photo)
             outputs.append(out)
             fo, fp = self._features(out), self._features(photo)
             content.append(float(torch.mean((fo[self.w.content_layer] - fp[self.w.content_layer]) ** 2)))
             style.append(float(loss.style_distance(fo)))
+            ratio.append(float(_gram_distance(loss, fo) / _gram_distance(loss, fp)))
+            error.append(float(torch.mean((fo["relu3_3"] - fp["relu3_3"]) ** 2) / torch.mean(fp["relu3_3"] ** 2)))
             edge.append(ssim(_edges(photo), _edges(out)))
             pooled.append(fo["relu4_3"].mean((2, 3))[0].numpy())
         crops = self._style_crops(style_rgb)
         scale = float(np.sqrt(np.mean(crops**2))) or 1.0
-        metrics = {"content_loss": float(np.mean(content)), "style_distance": float(np.mean(style)),
+        metrics = {"style_ratio": float(np.mean(ratio)), "content_error": float(np.mean(error)),
+                   "content_loss": float(np.mean(content)), "style_distance": float(np.mean(style)),
                    "vgg16_kid": kid(np.stack(pooled) / scale, crops / scale),
                    "edge_ssim": float(np.mean(edge)), "photos": len(self.photos)}
         return metrics, outputs
+
+
+def _gram_distance(loss: PerceptualLoss, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ over the style layers of the squared Frobenius distance between Gram matrices (the style ratio's terms)."""
+    return sum(((gram(feats[k]) - loss.targets[k]) ** 2).sum() for k in STYLE_RATIO_LAYERS)
+
+
+STYLE_RATIO_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 
 def contact_sheet(photos: list[np.ndarray], columns: dict[str, list[np.ndarray]], path: str | Path,

@@ -1,7 +1,10 @@
 """Generator registry: builder functions, each with a config that carries the input contract (as timm does).
 
 ``johnson`` is the reference (Johnson et al. 2016, with resize-convolution upsampling and InstanceNorm).
-``small``/``tiny``/``nano`` are compact networks designed for TensorRT and INT8: strided 3×3 stems instead of
+``small_in``/``nano_in`` keep what made Johnson's network paint (InstanceNorm, full 3×3 residual convolutions,
+a 5×5 stem and head) at lower width, with the compact nets' zero padding inside one reflect margin; InstanceNorm
+stays a native op in ONNX Runtime and TensorRT (FP16 between INT8 convolutions).
+``small``/``tiny``/``nano`` are the earlier compact networks designed for TensorRT and INT8: strided 3×3 stems instead of
 full-resolution 9×9 convolutions, zero padding inside with one reflect margin around the input (cropped
 after: the edge artifacts of zero padding land in the margin; per-layer reflect/replicate padding doubled CPU
 latency), depthwise-separable residual blocks at 1/4 resolution, BatchNorm that folds
@@ -107,8 +110,45 @@ class JohnsonGenerator(nn.Module):
         return self.net(x)
 
 
+def conv_norm(cin, cout, k, s=1, up=False, act=True) -> nn.Sequential:
+    """[nearest ×2] → k×k convolution (zero padding) → InstanceNorm → ReLU."""
+    layers = [Upsample()] if up else []
+    layers.append(nn.Conv2d(cin, cout, k, s, k // 2))
+    if act:
+        layers += [nn.InstanceNorm2d(cout, affine=True), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class ResidualNorm(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = nn.Sequential(conv_norm(c, c, 3), nn.Conv2d(c, c, 3, 1, 1), nn.InstanceNorm2d(c, affine=True))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class InstanceNormGenerator(nn.Module):
+    """Johnson's layout at a fraction of its MACs: 5×5 stem, two stride-2 3×3 convolutions, full 3×3 residual
+    blocks at 1/4 resolution, two resize-convolutions, 5×5 head."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        c1, c2, c3 = cfg.widths
+        self.cfg = cfg
+        self.net = nn.Sequential(
+            conv_norm(3, c1, 5), conv_norm(c1, c2, 3, 2), conv_norm(c2, c3, 3, 2),
+            *[ResidualNorm(c3) for _ in range(cfg.blocks)],
+            conv_norm(c3, c2, 3, up=True), conv_norm(c2, c1, 3, up=True), conv_norm(c1, 3, 5, act=False))
+
+    def forward(self, x):
+        return self.net(x)
+
+
 _REGISTRY: dict[str, tuple[type[nn.Module], GeneratorConfig]] = {
     "johnson": (JohnsonGenerator, GeneratorConfig("johnson", (32, 64, 128), 5, margin=0)),
+    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 64), 5)),
+    "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4)),
     "small": (CompactGenerator, GeneratorConfig("small", (32, 64, 128), 5)),
     "tiny": (CompactGenerator, GeneratorConfig("tiny", (24, 48, 96), 4)),
     "nano": (CompactGenerator, GeneratorConfig("nano", (16, 32, 64), 3)),

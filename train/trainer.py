@@ -83,6 +83,7 @@ def _hardware(world: distributed.World) -> str:
     device = world.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    name += ", bf16 autocast" if autocast(device).fast_dtype == torch.bfloat16 and autocast(device)._enabled else ""
     return name if world.size == 1 else f"{world.size} processes × {name} ({world.backend})"
 
 
@@ -194,6 +195,39 @@ class Distiller:
         return loss
 
 
+class WithMargin(torch.nn.Module):
+    """The network as the runtime runs it: the input reflect-padded by the network's margin, the output cropped
+    back, so training sees the same borders (and InstanceNorm the same statistics) as deployment."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net, self.margin = net, net.cfg.margin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.margin
+        if not m:
+            return self.net(x)
+        y = self.net(torch.nn.functional.pad(x, (m, m, m, m), mode="reflect"))
+        return y[:, :, m:-m, m:-m]
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA, and on CPUs whose oneDNN has bf16 kernels (AMX or AVX-512 BF16: VGG16 forward +
+    backward 1.9x faster than fp32 on a 2-core Zen 4); elsewhere fp32, where emulated bf16 would be slower."""
+    enabled = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def cpu_has_bf16() -> bool:
+    if os.environ.get("STYLECAM_CPU_BF16") in ("0", "1"):  # an override, e.g. to compare both on one CPU
+        return os.environ["STYLECAM_CPU_BF16"] == "1"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+
+
 def set_train_mode(model: torch.nn.Module, freeze_bn: bool) -> None:
     """Training mode, with BatchNorm on its running statistics when frozen; its scale and shift still learn.
     Updated at batch 2, the statistics turn noisy: a temporal fine-tune of candy then lost 20 % of its style
@@ -227,6 +261,7 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
     loss_fn = PerceptualLoss(vgg, style, cfg.weights)
     model = (load_generator(resolve(cfg.init)).train() if cfg.init else build_generator(cfg.arch)).to(device)
     net = model  # the plain module: saved, sampled, exported
+    model = WithMargin(net)
     if world.size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
                                                           else None)
@@ -240,7 +275,7 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
     if cfg.resume and step == 0 and world.main:
         print(f"no checkpoint at {ckpt.path}; starting from step 0")
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    amp = autocast(device)
     log_path = out / ".train" / "log.csv"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     new_log = not log_path.exists() or step == 0
@@ -288,7 +323,7 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
                 identical = distributed.replicas_identical(net, world) if world.size > 1 else None
                 if world.main:
                     net.eval()
-                    write_samples(out / ".train" / "samples" / f"step_{step:06d}.jpg", net, samples)
+                    write_samples(out / ".train" / "samples" / f"step_{step:06d}.jpg", WithMargin(net), samples)
                     dist_info = {"distributed": {"world_size": world.size, "backend": world.backend,
                                                  "replicas_identical": identical}} if world.size > 1 else {}
                     write_bundle(cfg, net, step, hardware, time.time() - t0, last, dist_info)

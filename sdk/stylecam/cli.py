@@ -451,6 +451,17 @@ def _label(bundle, spec: str, taken) -> str:
     return bundle.name if bundle.name not in taken else f"{bundle.name} ({Path(spec).name})"
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    """'640x480' → (480, 640)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size {text!r}: give the frame as WIDTHxHEIGHT, e.g. 640x480") from None
+    if min(w, h) < 32:
+        raise ValueError(f"--size {text}: at least 32x32 (VGG16's deepest style layer sees 1/8 of it)")
+    return h, w
+
+
 def _eval_models(args) -> list[tuple[str, object]]:
     """(label, model) for each bundle at each ``--scale`` (labelled "NAME @0.5x" below 1 or above), then each
     ``--peer`` (labelled "NAME (peer)"), in the order given."""
@@ -522,7 +533,7 @@ def cmd_eval(args) -> None:
         return cmd_eval_video(args)
     _needs_train_extra("eval")
     from stylecam.export.precision import images, shared_content
-    from stylecam.train.metrics import Evaluator, contact_sheet
+    from stylecam.train.metrics import Evaluator, contact_sheet, frame_photos
 
     from .bundle import write_manifest
 
@@ -531,9 +542,11 @@ def cmd_eval(args) -> None:
         raise ValueError("no held-out photos: pass --photos FOLDER")
     models = _eval_models(args)
     pattern = "*" if args.photos else "bsds_val_*"
-    photos = images(folder, args.count, max_side=args.size, pattern=pattern)
+    h, w = _frame_size(args.size)
+    photos = frame_photos(images(folder, args.count, max_side=max(h, w) * 4, pattern=pattern), (h, w))
     evaluator = Evaluator(photos, vgg=args.vgg)
-    print(f"{'style':<16} {'arch':<9}{'content':>12}{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
+    print(f"{'style':<16} {'arch':<9}{'style ratio':>12}{'content err':>12}{'content':>12}{'style dist':>12}"
+          f"{'VGG16-KID':>11}{'edge SSIM':>11}")
     columns, first_painting = {}, None
     for label, model in models:
         bundle = getattr(model, "bundle", None)
@@ -548,12 +561,13 @@ def cmd_eval(args) -> None:
                                  "(or name one of our styles before it to use that one's)")
         metrics, columns[label] = evaluator.evaluate(model, style_image)
         arch = bundle.manifest["architecture"]["name"] if bundle else "peer"
-        print(f"{label:<16} {arch:<9}{metrics['content_loss']:>12.4g}"
+        print(f"{label:<16} {arch:<9}{metrics['style_ratio']:>12.3f}{metrics['content_error']:>12.3f}"
+              f"{metrics['content_loss']:>12.4g}"
               f"{metrics['style_distance']:>12.4g}{metrics['vgg16_kid']:>11.4f}{metrics['edge_ssim']:>11.3f}")
         if args.write_manifest and bundle:
             m = dict(bundle.manifest)
             m["metrics"] = {**m.get("metrics", {}), **metrics,  # keeps the flicker numbers
-                            "photos_from": f"{Path(folder).name}/{pattern}", "size": args.size,
+                            "photos_from": f"{Path(folder).name}/{pattern}", "size": f"{w}x{h}",
                             "style_reference": Path(style_image).name}
             write_manifest(bundle.path, m)
     if args.sheet:
@@ -669,7 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "rgb-11, optionally ,nhwc and ,out255); its painting: --style-image or the first style's")
     ev.add_argument("--photos", help="held-out photos (default: shared/data/content bsds_val_*)")
     ev.add_argument("--count", type=int, default=20, help="how many photos, in name order (default 20)")
-    ev.add_argument("--size", type=int, default=384, help="longer side of each photo")
+    ev.add_argument("--size", default="640x480", help="WxH each photo is centre-cropped and resized to "
+                    "(default %(default)s, a camera frame)")
     ev.add_argument("--style-image", help="style reference (default: the original painting in "
                     "shared/data/styles when found, else the bundle's style.jpg thumbnail)")
     ev.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
