@@ -147,7 +147,7 @@ class InstanceNormGenerator(nn.Module):
 
 _REGISTRY: dict[str, tuple[type[nn.Module], GeneratorConfig]] = {
     "johnson": (JohnsonGenerator, GeneratorConfig("johnson", (32, 64, 128), 5, margin=0)),
-    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 64), 5)),
+    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5)),
     "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4)),
     "small": (CompactGenerator, GeneratorConfig("small", (32, 64, 128), 5)),
     "tiny": (CompactGenerator, GeneratorConfig("tiny", (24, 48, 96), 4)),
