@@ -42,21 +42,32 @@ class EngineError(RuntimeError):
 
 def tensorrt():
     """(module, flavor): full TensorRT when installed, else TensorRT-RTX; EngineError if neither is."""
-    failures = []
+    found = probe_tensorrt()
+    if isinstance(found, str):
+        raise EngineError(found)
+    return found
+
+
+@functools.cache
+def probe_tensorrt() -> tuple[object, str] | str:
+    """The answer, once per process (every backend creation asks): the module and its flavor, or why there is none.
+    Only strings are kept: a kept ImportError holds its frames, and with them whatever the callers held (a live
+    style switch's replaced sessions, until a full collection)."""
+    first_failure = None
     for name, flavor in (("tensorrt", "tensorrt"), ("tensorrt_rtx", "rtx")):
         try:
             module = importlib.import_module(name)
         except ImportError as e:
-            failures.append(e)
+            first_failure = first_failure or str(e)
             continue
         if flavor == "tensorrt" and int(module.__version__.split(".")[0]) < MIN_TENSORRT:
-            raise EngineError(f"TensorRT {module.__version__} is too old: stylecam needs TensorRT {MIN_TENSORRT} or "
-                              "newer (on a Jetson: JetPack 6 or later); the onnxruntime backend runs without it")
+            return (f"TensorRT {module.__version__} is too old: stylecam needs TensorRT {MIN_TENSORRT} or "
+                    "newer (on a Jetson: JetPack 6 or later); the onnxruntime backend runs without it")
         return module, flavor
-    raise EngineError(missing_tensorrt(failures[0]))
+    return missing_tensorrt(first_failure)
 
 
-def missing_tensorrt(error: ImportError, jetson_release: Path = Path("/etc/nv_tegra_release"),
+def missing_tensorrt(error: ImportError | str, jetson_release: Path = Path("/etc/nv_tegra_release"),
                      system: Path = Path("/usr/lib")) -> str:
     """Why no TensorRT imports, and the fix. On a Jetson it is most often there but unseen: JetPack installs it
     for the system's Python, and a virtualenv made without --system-site-packages (or another Python) hides it."""

@@ -502,12 +502,16 @@ def test_a_tensorrt_older_than_10_is_refused_with_the_fix(monkeypatch):
     old.__version__, old.__spec__ = "8.5.2.2", importlib.machinery.ModuleSpec("tensorrt", None)
     monkeypatch.setitem(sys.modules, "tensorrt", old)
     from stylecam.backends import available
-    from stylecam.export.engine import EngineError, tensorrt
+    from stylecam.export.engine import EngineError, probe_tensorrt, tensorrt
 
-    with pytest.raises(EngineError, match="TensorRT 8.5.2.2 is too old.*JetPack 6"):
-        tensorrt()
-    status = available()["tensorrt"]
-    assert not status["ok"] and "too old" in status["why"]
+    probe_tensorrt.cache_clear()  # the answer is kept per process: ask again with the stand-in
+    try:
+        with pytest.raises(EngineError, match="TensorRT 8.5.2.2 is too old.*JetPack 6"):
+            tensorrt()
+        status = available()["tensorrt"]
+        assert not status["ok"] and "too old" in status["why"]
+    finally:
+        probe_tensorrt.cache_clear()  # the next test probes the real modules again
 
 
 def test_a_missing_tensorrt_on_a_jetson_says_why_it_is_not_seen(tmp_path, monkeypatch):

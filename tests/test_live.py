@@ -17,7 +17,8 @@ import pytest
 
 import stylecam
 from stylecam.live import _END, Controls, FitFrameRate, Pipeline, Slot
-from stylecam.sinks import CallbackSink, MJPEGServer, VideoFileSink
+from stylecam.server import MJPEGServer
+from stylecam.sinks import CallbackSink, VideoFileSink
 from stylecam.sources import DEMO_CLIP, CaptureSource, SourceError, open_source
 
 
@@ -110,9 +111,9 @@ def read_mjpeg_frames(port, n):
     return frames
 
 
-def http_json(port, path, method="GET"):
+def http_json(port, path, method="GET", token=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path)
+    conn.request(method, path, headers={"X-Stylecam-Token": token} if token else {})
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
@@ -144,13 +145,13 @@ def test_http_stream_and_controls_with_a_real_client(stylizer, tmp_path):
         assert all(f.shape == (64, 192, 3) for f in frames)  # side by side: 2 × 96 wide
         status, page = http_json(server.port, "/")
         assert status == 200 and b"/stream.mjpg" in page
-        status, body = http_json(server.port, "/control?cmd=strength=0.5", "POST")
+        status, body = http_json(server.port, "/control?cmd=strength=0.5", "POST", server.token)
         assert status == 200 and body["strength"] == 0.5
-        status, body = http_json(server.port, "/control?cmd=bigger", "POST")
+        status, body = http_json(server.port, "/control?cmd=bigger", "POST", server.token)
         assert status == 200 and body["scale"] == 0.8 and b"bigger" in page
         frames = read_mjpeg_frames(server.port, 2)
         assert all(f.shape == (64, 192, 3) for f in frames)  # the frame keeps its size at another network scale
-        status, body = http_json(server.port, "/control?cmd=bogus")
+        status, body = http_json(server.port, "/control?cmd=bogus", "POST", server.token)
         assert status == 400 and "unknown command" in body["error"]
         status, body = http_json(server.port, "/status")
         assert body["frames"] >= 3 and body["style"] == "candy"

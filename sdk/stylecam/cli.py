@@ -152,15 +152,13 @@ def _keep_sound(video_in: str, video_out: str) -> None:
 
 def cmd_live(args) -> None:
     from .live import Controls, Pipeline
-    from .sinks import MJPEGServer, WindowSink, file_sink, output_kind
+    from .server import MJPEGServer
+    from .sinks import WindowSink, file_sink, output_kind
     from .sources import open_source
 
     if args.output:  # a wrong --output or --http is said before the model loads and the camera opens
         output_kind(args.output)
-    host, _, port = (args.http or "").rpartition(":")
-    if args.http and not port.isdigit():
-        raise ValueError(f"--http {args.http}: give HOST:PORT or PORT, e.g. 127.0.0.1:8080")
-    http = (host or "127.0.0.1", int(port or 0))
+    http = _http_address(args.http) if args.http else None
     profile = _look(args)
     stylizer = _stylizer(args, profile)
     source = open_source(args.source, loop=args.loop, width=args.width, height=args.height, fps=args.fps)
@@ -168,7 +166,7 @@ def cmd_live(args) -> None:
                         profile=args.profile)
     sinks = []
     if args.http:
-        sinks.append(MJPEGServer(*http, controls))
+        sinks.append(MJPEGServer(*http, controls, token=args.http_token, allowed_hosts=tuple(args.http_allow_host)))
     if args.output:
         sinks.append(file_sink(args.output, fps=source.fps))
     if not args.no_window:
@@ -178,6 +176,14 @@ def cmd_live(args) -> None:
     # a file or folder plays at its own frame rate, as a camera would
     _run_pipeline(Pipeline(source, stylizer, sinks, controls=controls, side_by_side=args.side_by_side,
                            overlay=args.overlay, max_frames=args.max_frames, realtime=True, fit_fps=args.fit_fps))
+
+
+def _http_address(text: str) -> tuple[str, int]:
+    """'HOST:PORT', '[::1]:PORT' or 'PORT' → (host, port); the host defaults to loopback."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--http {text}: give HOST:PORT or PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
@@ -604,6 +610,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "(no suffix) for one image per frame")
     live.add_argument("--fullscreen", action="store_true", help="kiosk mode")
     live.add_argument("--no-window", action="store_true", help="headless: HTTP and/or file only")
+    live.add_argument("--http-token", help="the secret the HTTP stream's controls (and, bound beyond loopback, the "
+                      "stream itself) need (default: a new random one each run, printed in the URL)")
+    live.add_argument("--http-allow-host", action="append", default=[], metavar="NAME",
+                      help="another name the HTTP Host header may carry, e.g. a reverse proxy's; repeatable")
     live.add_argument("--side-by-side", action="store_true", help="show original | stylized")
     live.add_argument("--overlay", action="store_true", help="write style and strength on the frame")
     live.add_argument("--loop", action="store_true", help="loop a video file or folder")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -109,15 +110,32 @@ class Slot:
             self._cond.notify_all()
 
 
+class TooSoon(ValueError):
+    """A request that comes faster than its rate limit allows (HTTP 429)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+
 class Controls:
-    """Commands shared by window keys, HTTP and code: style, strength, original view, screenshot, quit."""
+    """Commands shared by window keys, HTTP and code: style, strength, original view, screenshot, quit.
+
+    Screenshots are at most one per ``screenshot_interval`` seconds and stop while the folder's disk has under
+    ``min_free_bytes`` free. A ``remote`` command (HTTP) names styles only by bundled name or favourite."""
 
     def __init__(self, stylizer: Stylizer, styles: list[str] | None = None, step: float = 0.1,
-                 screenshot_dir: str | Path = ".", profile: str | Path | None = None):
+                 screenshot_dir: str | Path = ".", profile: str | Path | None = None,
+                 screenshot_interval: float = 1.0, min_free_bytes: int = 256 << 20):
         self.stylizer, self.step, self.profile = stylizer, step, profile
         self.styles = styles or bundled_styles()
         self.show_original, self.quit_requested = False, False
         self.screenshot_dir, self._screenshot = Path(screenshot_dir), False
+        self.screenshot_interval, self.min_free_bytes = screenshot_interval, min_free_bytes
+        self._last_screenshot = -math.inf
+        self._lock = threading.Lock()  # commands from the window and from HTTP threads apply one at a time
         self.fit: FitFrameRate | None = None  # set by a Pipeline that fits a frame rate: it owns the scale
 
     def state(self) -> dict:
@@ -145,9 +163,36 @@ class Controls:
         self.stylizer.set_style(name, wait=False)
         return name
 
-    def handle(self, command: str) -> str:
-        """Apply one command; returns what it did. Unknown commands raise ValueError."""
+    def _check_remote_style(self, value: str) -> None:
+        """Over HTTP a style is a name, never a path: a web page must not make us load files of its choosing."""
+        known = [*dict.fromkeys([*self.styles, *bundled_styles()])]
+        if value not in known:
+            raise ValueError(f"unknown style {value!r}: over HTTP, name a bundled style or a favourite "
+                             f"({', '.join(known)}); bundle folders load from the command line or Python")
+
+    def _request_screenshot(self) -> str:
+        now = time.monotonic()
+        wait = self._last_screenshot + self.screenshot_interval - now
+        if wait > 0:
+            raise TooSoon(f"one screenshot every {self.screenshot_interval:g} s: try again in {wait:.1f} s", wait)
+        folder = next((p for p in (self.screenshot_dir, *self.screenshot_dir.resolve().parents) if p.exists()))
+        free = shutil.disk_usage(folder).free
+        if free < self.min_free_bytes:
+            raise ValueError(f"only {free >> 20} MB free in {self.screenshot_dir}: screenshots stop below "
+                             f"{self.min_free_bytes >> 20} MB; free some space or choose --screenshots DIR")
+        self._last_screenshot, self._screenshot = now, True
+        return "screenshot requested"
+
+    def handle(self, command: str, remote: bool = False) -> str:
+        """Apply one command; returns what it did. Unknown commands and bad values raise ValueError.
+        ``remote``: the command came over the network (style and mix take names only)."""
+        with self._lock:
+            return self._handle(command, remote)
+
+    def _handle(self, command: str, remote: bool) -> str:
         name, _, value = command.partition("=")
+        if remote and name in ("style", "mix") and value:
+            self._check_remote_style(value)
         if name == "next":
             return f"style {self._cycle(+1)}"
         if name == "prev":
@@ -191,12 +236,11 @@ class Controls:
             self.show_original = not self.show_original
             return f"original {'on' if self.show_original else 'off'}"
         if name == "screenshot":
-            self._screenshot = True
-            return "screenshot requested"
+            return self._request_screenshot()
         if name == "quit":
             self.quit_requested = True
             return "quit"
-        raise ValueError(f"unknown command '{command}'; use next, prev, stronger, weaker, strength=X, "
+        raise ValueError(f"unknown command {command!r}; use next, prev, stronger, weaker, strength=X, "
                          "style=NAME, mix=NAME, mix_amount=X, smoothing=X, smooth, scale=X, bigger, finer, save, "
                          "original, screenshot or quit")
 

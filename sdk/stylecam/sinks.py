@@ -1,18 +1,13 @@
-"""Frame sinks: video file, window, MJPEG over HTTP, preview PNG, Python callback.
+"""Frame sinks: video file, window, preview PNG, Python callback (MJPEG over HTTP: server.py).
 
 A sink has ``write(view, frame)`` where ``view`` is what is shown (stylized, maybe side by side) and ``frame``
 the pipeline's Frame record, and ``close()``. A sink raises ``StopPipeline`` to end the run cleanly.
 """
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import cv2
 import numpy as np
@@ -274,136 +269,13 @@ class WindowSink:
             self.fullscreen = not self.fullscreen
             self._apply_fullscreen()
         elif command and self.controls is not None:
-            self.controls.handle(command)
+            try:
+                self.controls.handle(command)
+            except ValueError as e:  # a key pressed too often, a disk too full for a screenshot
+                log.warning("%s", e)
 
     def close(self) -> None:
         cv2.destroyWindow(self.title)
-
-
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>stylecam</title>
-<style>body{background:#111;color:#eee;font-family:sans-serif;text-align:center}img{max-width:100%}
-button{font-size:1.1em;margin:.3em}</style></head><body>
-<img src="/stream.mjpg" alt="stylized stream"><div>
-<button onclick="c('prev')">&larr; style</button><button onclick="c('next')">style &rarr;</button>
-<button onclick="c('weaker')">strength &minus;</button><button onclick="c('stronger')">strength +</button>
-<button onclick="c('smooth')">smoothing</button><button onclick="c('bigger')">bigger strokes</button>
-<button onclick="c('finer')">finer strokes</button><button onclick="c('original')">original</button>
-<button onclick="c('screenshot')">screenshot</button><button onclick="c('save')">save look</button>
-</div><pre id="s"></pre><script>
-function c(cmd){fetch('/control?cmd='+cmd,{method:'POST'}).then(r=>r.json()).then(j=>s.textContent=JSON.stringify(j))}
-</script></body></html>"""
-
-
-_BIND_HINTS = {errno.EADDRINUSE: "another program (an earlier stylecam?) holds that port: stop it, or pick another "
-                                 "port (0 takes any free one)",
-               errno.EACCES: "ports below 1024 need root: use one like 8080",
-               errno.EADDRNOTAVAIL: "this machine has no such address: use 127.0.0.1, or 0.0.0.0 for every interface"}
-
-
-class MJPEGServer:
-    """MJPEG over HTTP: ``/`` a page with controls, ``/stream.mjpg``, ``/frame.jpg``, ``/status``,
-    ``/control?cmd=...`` with any ``Controls.handle`` command (next, strength=0.5, mix=udnie, smoothing=0.5, save...).
-
-    Binds 127.0.0.1 unless told otherwise; port 0 picks a free port (see ``.port``).
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, controls=None, quality: int = 80):
-        self.controls, self.quality = controls, quality
-        self._jpeg, self._seq, self._closed = None, 0, False
-        self._cond = threading.Condition()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt, *args):  # quiet: one line per request is too much for a stream
-                log.debug("http: " + fmt, *args)
-
-            def _send(self, body: bytes, ctype: str, code: int = 200):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                url = urlparse(self.path)
-                if url.path == "/":
-                    self._send(_PAGE.encode(), "text/html; charset=utf-8")
-                elif url.path == "/stream.mjpg":
-                    server._stream(self)
-                elif url.path == "/frame.jpg":
-                    jpeg = server.wait_frame(0, timeout=5.0)[0]
-                    self._send(jpeg, "image/jpeg") if jpeg else self._send(b"no frame yet", "text/plain", 503)
-                elif url.path == "/status":
-                    self._send(json.dumps(server.status()).encode(), "application/json")
-                elif url.path == "/control":
-                    self._control(url)
-                else:
-                    self._send(b"not found", "text/plain", 404)
-
-            do_POST = do_GET
-
-            def _control(self, url):
-                cmd = parse_qs(url.query).get("cmd", [""])[0]
-                if server.controls is None:
-                    return self._send(b'{"error": "no controls on this stream"}', "application/json", 409)
-                try:
-                    result = server.controls.handle(cmd)
-                except ValueError as e:
-                    return self._send(json.dumps({"error": str(e)}).encode(), "application/json", 400)
-                self._send(json.dumps({"result": result, **server.status()}).encode(), "application/json")
-
-        try:
-            self.httpd = ThreadingHTTPServer((host, port), Handler)
-        except OSError as e:
-            raise OSError(f"cannot serve the stream on {host}:{port}: {e.strerror or e}; "
-                          f"{_BIND_HINTS.get(e.errno, 'check the address')}") from e
-        self.httpd.daemon_threads = True
-        self.host, self.port = self.httpd.server_address[:2]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="stylecam-http", daemon=True)
-        self._thread.start()
-        log.info("streaming on http://%s:%d/", self.host, self.port)
-
-    def status(self) -> dict:
-        return {"frames": self._seq, **(self.controls.state() if self.controls is not None else {})}
-
-    def write(self, view: np.ndarray, frame) -> None:
-        ok, buf = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        with self._cond:
-            self._jpeg, self._seq = buf.tobytes(), self._seq + 1
-            self._cond.notify_all()
-
-    def wait_frame(self, after: int, timeout: float) -> tuple[bytes | None, int]:
-        """The newest JPEG once its sequence number is past ``after`` (None on timeout or close)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._closed or (self._jpeg is not None and self._seq > after), timeout)
-            return (self._jpeg, self._seq) if not self._closed else (None, self._seq)
-
-    def _stream(self, handler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-        handler.send_header("Cache-Control", "no-store")
-        handler.end_headers()
-        seq = 0
-        try:
-            while True:
-                jpeg, new = self.wait_frame(seq, timeout=5.0)
-                if jpeg is None:
-                    if self._closed:
-                        return
-                    continue
-                seq = new
-                handler.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                    % len(jpeg) + jpeg + b"\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the viewer went away
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class ProgressSink:

@@ -145,14 +145,15 @@ class Stylizer:
     def set_style(self, style: str | os.PathLike | Bundle, wait: bool = True) -> None:
         """Switch style. The new one is loaded first and swapped in at once, so frames never stall; with
         ``wait=False`` the load runs in a background thread (a failure is logged and the old style stays).
-        When requests overlap, the last one asked for wins."""
-        with self._lock:
+        When requests overlap, the last one asked for wins. The loader is not a daemon thread: a program that
+        exits during a load waits for it, instead of the runtime tearing down under it (an abort at exit)."""
+        with self._lock:  # the request number and what is loading change together
             self._requests += 1
             request = self._requests
+            self._loading = None if wait else str(getattr(style, "name", style))
         if wait:
             self._swap(request, *self._load(style))
             return
-        self._loading = str(getattr(style, "name", style))
 
         def load():
             try:
@@ -164,7 +165,7 @@ class Stylizer:
                     if request == self._requests:
                         self._loading = None
 
-        threading.Thread(target=load, name="stylecam-style-loader", daemon=True).start()
+        threading.Thread(target=load, name="stylecam-style-loader").start()
 
     def _swap(self, request: int, bundle: Bundle, backend: backends.Backend) -> None:
         with self._lock:
