@@ -12,19 +12,31 @@ JETSON     := $(wildcard /etc/nv_tegra_release)
 VENV_FLAGS := $(if $(JETSON),--system-site-packages)
 PINS       := $(if $(JETSON),"numpy<2")
 
+# The install is editable: Python changes need none. It is redone only when what the build reads changes
+# (the project's metadata, the CUDA extension's sources): a stamp file in the virtualenv records the last one.
+BUILD_INPUTS := pyproject.toml CMakeLists.txt $(shell find cpp_ext -type f 2>/dev/null)
+RUNTIME      := $(VENV)/.installed-runtime
+TEST_EXTRAS  := $(VENV)/.installed-test
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 
-# Runtime only (numpy, OpenCV, ONNX Runtime): what a Jetson or kiosk installs.
-demo: $(BIN)/python
+$(RUNTIME): $(BIN)/python $(BUILD_INPUTS)
 	$(BIN)/pip install -q -e . $(PINS)
+	touch $@
+
+# torch is installed first and pinned: the CPU wheel, not several GB of CUDA packages.
+$(TEST_EXTRAS): $(BIN)/python $(BUILD_INPUTS)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]" $(PINS)
+	touch $@ $(RUNTIME)
+
+# Runtime only (numpy, OpenCV, ONNX Runtime): what a Jetson or kiosk installs.
+demo: $(RUNTIME)
 	$(BIN)/stylecam run --style $(STYLE) --input demo --output $(OUT)/demo_$(STYLE).mp4 \
 	  --preview $(OUT)/demo_$(STYLE)_side_by_side.png
 
-# torch is installed first and pinned: the CPU wheel, not several GB of CUDA packages.
-test: $(BIN)/python
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test]" $(PINS)
+test: $(TEST_EXTRAS)
 	$(BIN)/python -m pytest -q
 
 # Retrain the bundled styles on a GPU (recipe in scripts/train_styles.sh); needs ../shared/data.

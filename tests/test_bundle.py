@@ -62,3 +62,21 @@ def test_missing_variant_says_how_to_make_it(candy_copy):
     write_manifest(candy_copy, m)
     with pytest.raises(BundleError, match="stylecam export"):
         load_bundle(candy_copy).model_file("int8")
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda m: m["input"].update(stride=0), "input.stride"),
+    (lambda m: m["input"].update(stride="4"), "input.stride"),
+    (lambda m: m["input"].update(margin=-5), "input.margin"),
+    (lambda m: m.update(input="oops"), "input"),
+    (lambda m: m.update(name=""), "name"),
+    (lambda m: m["files"].update({"model.onnx": {"bytes": "many"}}), "files.model.onnx"),
+    (lambda m: m.update(architecture="small"), "architecture"),
+])
+def test_a_hand_edited_manifest_names_the_bad_field(candy_copy, edit, field):
+    path = candy_copy / "manifest.json"
+    m = json.loads(path.read_text())
+    edit(m)
+    path.write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=f"{field} must be .*fix that field, or re-export"):
+        Stylizer(candy_copy, backend="onnxruntime")

@@ -63,7 +63,8 @@ def test_run_stylizes_a_photo_and_a_folder_of_photos(tmp_path):
                         "--threads", "2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a.jpg", "b.png", "c.TIFF"]  # same names
-    assert "broken.jpg: not a readable image, skipped" in r.stderr
+    assert "broken.jpg: not a readable image (corrupt or cut short), skipped" in r.stderr
+    assert "1 unreadable skipped (broken.jpg)" in r.stdout  # counted in the summary
     assert abs(cv2.imread(str(tmp_path / "styled" / "b.png")).astype(int) - styled).max() <= 1  # the same frame
     coarse = tmp_path / "coarse.png"
     subprocess.run([*CLI, "run", "--style", "wave", "--input", str(photos / "b.png"), "--output", str(coarse),
@@ -209,3 +210,73 @@ def test_an_animation_stops_at_its_memory_budget_and_keeps_what_it_holds(tmp_pat
     assert sinks.output_kind("photo.webp") == "image" and sinks.output_kind("photo.webp", frames=1) == "image"
     with pytest.raises(ValueError, match="needs OpenCV 4.11"):
         sinks.output_kind("clip.webp", frames=80)
+
+
+def test_a_truncated_jpeg_is_an_error_alone_and_a_counted_skip_in_a_folder(tmp_path):
+    from stylecam.sources import jpeg_truncated, read_image
+
+    photos = _photos(tmp_path / "photos", names=("a.jpg",))
+    (photos / "broken.jpg").unlink()
+    whole = (photos / "a.jpg").read_bytes()
+    (photos / "b_cut.jpg").write_bytes(whole[:2048])  # the first 2 KB of a photo
+    assert jpeg_truncated(photos / "b_cut.jpg") and not jpeg_truncated(photos / "a.jpg")
+    (tmp_path / "motion.jpg").write_bytes(whole + b"\x00\x00\x00\x18ftypmp42" + bytes(4000))  # video appended
+    assert not jpeg_truncated(tmp_path / "motion.jpg") and read_image(tmp_path / "motion.jpg") is not None
+    r = subprocess.run([*CLI, "run", "--input", str(photos / "b_cut.jpg"), "--output", str(tmp_path / "o.png")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "b_cut.jpg: not a readable image (corrupt, cut short" in r.stderr
+    assert not (tmp_path / "o.png").exists()
+    r = subprocess.run([*CLI, "run", "--input", str(photos), "--output", str(tmp_path / "out"), "--threads", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.jpg"]
+    assert "1 unreadable skipped (b_cut.jpg)" in r.stdout and "1 image stylized in" in r.stdout  # one line
+
+
+def test_cli_messages_say_what_was_wrong(tmp_path):
+    out = str(tmp_path / "o.mp4")
+    cases = {
+        ("--max-frames", "0"): "--max-frames: takes a whole number of at least 1",
+        ("--max-frames", "-3"): "--max-frames: takes a whole number of at least 1",
+        ("--threads", "-1"): "--threads: takes a whole number of at least 1",
+        ("--mix", "wave", "--mix-amount", "2"): "mix amount must be in [0, 1]",
+    }
+    for extra, message in cases.items():
+        r = subprocess.run([*CLI, "run", "--input", "demo", "--output", out, *extra], capture_output=True, text=True)
+        assert r.returncode != 0 and message in r.stderr, (extra, r.stderr[-500:])
+    r = subprocess.run([*CLI, "run", "--input", "demo"], capture_output=True, text=True)
+    assert r.returncode != 0 and "nothing to write: add --output" in r.stderr
+    r = subprocess.run([*CLI, "run", "--style", "candy_nano", "--output", out, "--max-frames", "3", "--threads", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "no --input given: stylizing the bundled demo clip" in r.stdout
+    assert "3 frames in" in r.stdout and "(frame limit 3 reached)" in r.stdout and "end of source" not in r.stdout
+
+
+def test_backends_says_when_there_is_no_gpu_at_all():
+    from stylecam.ops import nvidia_driver
+
+    r = subprocess.run([*CLI, "backends"], capture_output=True, text=True, check=True)
+    line = next(line for line in r.stdout.splitlines() if line.startswith("pre/post"))
+    if nvidia_driver():
+        assert "no NVIDIA GPU or driver" not in line
+    else:
+        assert "error 35" not in line and ("no NVIDIA GPU or driver" in line or "not built" in line or "nvcc" in line)
+
+
+def test_live_without_a_window_serves_http_and_says_so(tmp_path):
+    import cv2 as _cv2
+
+    from stylecam.sources import opencv_build
+
+    if opencv_build()["window"] and _cv2.__name__:  # a window could open here: the headless path is not taken
+        import pytest
+
+        pytest.skip("this OpenCV has window support")
+    r = subprocess.run([*CLI, "live", "--source", "demo", "--http", "127.0.0.1:0", "--max-frames", "5",
+                        "--style", "candy_nano", "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "no window here" in r.stderr and "streaming on http://127.0.0.1:" in r.stderr
+    r = subprocess.run([*CLI, "live", "--source", "demo", "--max-frames", "5"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "cannot open a window" in r.stderr and "--no-window" in r.stderr

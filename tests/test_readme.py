@@ -53,3 +53,21 @@ def test_a_program_that_exits_while_a_style_loads_exits_cleanly(scratch):
             "s.set_style('wave', wait=False)\n")
     codes = [run("python", code, scratch).returncode for _ in range(10)]
     assert codes == [0] * 10
+
+
+def test_make_demo_installs_only_when_the_build_inputs_change(tmp_path):
+    """A second `make demo` runs the demo at once (it reinstalled every time: ~20 s); a changed pyproject.toml
+    installs again. `make -n` says what would run, without running it."""
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    (venv / ".installed-runtime").touch()  # newer than every build input
+    root = README.parent
+    dry = lambda *extra: subprocess.run(["make", "-n", "demo", f"VENV={venv}", *extra], cwd=root,  # noqa: E731
+                                        capture_output=True, text=True, check=True).stdout
+    assert "pip install" not in dry() and "stylecam run" in dry()
+    assert "pip install -q -e ." in dry("-W", "pyproject.toml")  # as if it had just changed

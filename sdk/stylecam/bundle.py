@@ -118,13 +118,43 @@ def load_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
     if version != FORMAT_VERSION:
         raise BundleError(f"{mf}: bundle format version {version!r}, this stylecam reads version {FORMAT_VERSION}; "
                           "upgrade stylecam or re-export the bundle")
-    for key in ("name", "input", "files"):
-        if key not in manifest:
-            raise BundleError(f"{mf}: required field '{key}' is missing")
+    check_manifest(manifest, mf)
     bundle = Bundle(path, manifest)
     if verify:
         bundle.verify()
     return bundle
+
+
+def check_manifest(manifest: dict, where: Path) -> None:
+    """The fields the runtime reads, with the types and ranges it needs: a hand-edited manifest fails here with
+    the field's name, not later in a division or an index."""
+    def bad(field_name: str, wanted: str, got) -> BundleError:
+        return BundleError(f"{where}: {field_name} must be {wanted}, got {got!r}; fix that field, or re-export the "
+                           "bundle (stylecam export) to write a correct manifest")
+
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(manifest, dict):
+        raise bad("the manifest", "a JSON object", type(manifest).__name__)
+    for key, kind in (("name", str), ("input", dict), ("files", dict)):
+        if key not in manifest:
+            raise BundleError(f"{where}: required field '{key}' is missing; re-export the bundle (stylecam export)")
+        if not isinstance(manifest[key], kind) or (kind is str and not manifest[key]):
+            raise bad(key, {str: "a non-empty string", dict: "an object"}[kind], manifest[key])
+    inp = manifest["input"]
+    if not whole(inp.get("stride")) or inp["stride"] < 1:
+        raise bad("input.stride", "a whole number of at least 1 (the network's downsampling, e.g. 4)", inp.get("stride"))
+    if not whole(inp.get("margin", 0)) or inp.get("margin", 0) < 0:
+        raise bad("input.margin", "a whole number of at least 0 (pixels reflect-padded around the frame)",
+                  inp.get("margin"))
+    for name, entry in manifest["files"].items():
+        if not (isinstance(entry, dict) and whole(entry.get("bytes")) and entry["bytes"] >= 0
+                and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64):
+            raise bad(f"files.{name}", "{\"sha256\": 64 hex digits, \"bytes\": a size}", entry)
+    arch = manifest.get("architecture", {})
+    if not isinstance(arch, dict) or not isinstance(arch.get("name", ""), str):
+        raise bad("architecture", "an object with a name", arch)
 
 
 def write_manifest(path: str | os.PathLike, manifest: dict, files: list[str] | None = None) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -76,13 +77,24 @@ def _run_pipeline(pipeline):
     """Run with SIGTERM handled like Ctrl-C (devices released, files finalized), then print the summary."""
     import signal
 
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     signal.signal(signal.SIGTERM, lambda *_: pipeline.stop("SIGTERM"))
-    stats = pipeline.run()
+    with logging_redirect_tqdm([logging.getLogger("stylecam")]):  # warnings above the progress bar, not inside it
+        stats = pipeline.run()
     info, workers = pipeline.stylizer.info(), len(pipeline.stylizers)
     on = f"{info['backend']} ({info['variant']}" + (f", {workers} workers)" if workers > 1 else ")")
+    skipped = getattr(pipeline.source, "skipped", [])
+    skips = f", {len(skipped)} unreadable skipped ({', '.join(skipped[:5])}{', …' if len(skipped) > 5 else ''})" \
+        if skipped else ""
+    if stats.frames == 1 and not pipeline.source.live:  # one photo: one line, not a table of one-sample stages
+        stages = pipeline.stylizer.timer.stats()
+        ms = sum(stages[s]["median"] for s in ("pre", "infer", "post", "device") if s in stages)
+        print(f"\n{info['style']} on {on}: 1 image stylized in {ms:.0f} ms{skips}")
+        return stats
     print(f"\n{info['style']} on {on}: {stats.frames} frames in "
           f"{stats.seconds:.2f} s, {stats.fps:.1f} FPS end to end, {stats.dropped} dropped, "
-          f"{stats.reconnects} reconnects ({stats.stop_reason})")
+          f"{stats.reconnects} reconnects ({stats.stop_reason}){skips}")
     if pipeline.fit is not None:
         print(f"fitting {pipeline.fit.fps:g} FPS: network scale {pipeline.stylizer.scale:g} at the end "
               f"(ceiling {pipeline.fit.ceiling:g})")
@@ -95,6 +107,11 @@ def cmd_run(args) -> None:
     from .sinks import PreviewSink, ProgressSink, WindowSink, file_sink, output_kind
     from .sources import open_source
 
+    if not (args.output or args.show or args.preview):
+        raise ValueError("nothing to write: add --output FILE (or a folder), --preview PNG, or --show")
+    if args.input is None:
+        print("no --input given: stylizing the bundled demo clip (--input demo)")
+        args.input = "demo"
     if args.output and Path(args.output).resolve() == Path(args.input).resolve():
         raise ValueError(f"--output {args.output} is the input: that would overwrite it; name another file or folder")
     kind = output_kind(args.output) if args.output else None  # said before the model loads
@@ -115,7 +132,7 @@ def cmd_run(args) -> None:
     if args.preview:
         sinks.append(PreviewSink(args.preview, at_frame=(total or 0) // 2))
     if args.show:
-        sinks.append(WindowSink())
+        sinks.append(WindowSink(instead="--output FILE or --preview PNG"))
     stats = _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames, workers=args.workers))
     if stats.stop_reason.startswith(("capture failed", "output failed")) or not stats.frames:
         raise RuntimeError(f"{stats.stop_reason or 'no frames in ' + args.input}; stylized {stats.frames} frames")
@@ -128,8 +145,6 @@ def cmd_run(args) -> None:
 
 def _keep_sound(video_in: str, video_out: str) -> None:
     """A video file's sound into its stylized copy (``stylecam.audio``); without PyAV, one line on how to keep it."""
-    import logging
-
     from .audio import keep_audio, pyav
     from .sources import DEMO_CLIP, IMAGE_SUFFIXES
 
@@ -153,7 +168,7 @@ def _keep_sound(video_in: str, video_out: str) -> None:
 def cmd_live(args) -> None:
     from .live import Controls, Pipeline
     from .server import MJPEGServer
-    from .sinks import WindowSink, file_sink, output_kind
+    from .sinks import WindowSink, WindowUnavailable, file_sink, output_kind
     from .sources import open_source
 
     if args.output:  # a wrong --output or --http is said before the model loads and the camera opens
@@ -170,7 +185,12 @@ def cmd_live(args) -> None:
     if args.output:
         sinks.append(file_sink(args.output, fps=source.fps))
     if not args.no_window:
-        sinks.append(WindowSink(controls, fullscreen=args.fullscreen))
+        try:
+            sinks.append(WindowSink(controls, fullscreen=args.fullscreen))
+        except WindowUnavailable as e:
+            if not sinks:
+                raise WindowUnavailable(f"{e}; add --no-window with them to say so") from None
+            logging.getLogger("stylecam").info("no window here (headless OpenCV or no display): running without one")
     if not sinks:
         raise ValueError("nothing to show: drop --no-window, or add --http HOST:PORT or --output FILE")
     # a file or folder plays at its own frame rate, as a camera would
@@ -201,10 +221,10 @@ def _add_stylizer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS],
                    help="auto: FP16 on TensorRT, INT8-CPU on ONNX Runtime's CPU provider, else FP32, where the "
                         "bundle has it")
-    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for ONNX Runtime")
     p.add_argument("--tile", type=int, help="largest network input side in pixels: bigger frames run in overlapping "
                    "tiles stitched into the same image, in a tile's memory (e.g. 1024 for 12 MP photos on a Jetson)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
 
 
 def _profile_value(key: str, text: str):
@@ -590,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_backends)
 
     run = sub.add_parser("run", help="stylize a video file, folder or camera into a file and/or a window")
-    run.add_argument("--input", default="demo", help="video file, image folder, camera index, URL, or 'demo'")
+    run.add_argument("--input", help="video file, image or image folder, camera index, URL, or 'demo' (the "
+                     "bundled clip; the default)")
     run.add_argument("--output", help="video file (.mp4, .avi), animated image (.webp, .gif), image file (.jpg, "
                      ".png) for one frame, or a folder (no suffix) for one image per frame, named after the input's "
                      "files")
@@ -680,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "second with that many copies stylizing at once, as run --workers; --threads is each one's)")
     bench.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per case")
     bench.add_argument("--iters", type=int, default=30, help="timed calls per case, at least (default %(default)s)")
-    bench.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime (default: its own choice)")
+    bench.add_argument("--threads", type=_positive_int, help="CPU threads for ONNX Runtime (default: its own choice)")
     bench.add_argument("--sm", help="engines with tensorrt_rtx: build for SM75/80/86/89/120/121 (default: this GPU, "
                        "else SM86)")
     bench.add_argument("--save", action="store_true", help="add the run to benchmarks/results/<device>/")
@@ -708,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--variant", default="fp32", choices=VARIANTS,
                     help="which of each bundle's networks to judge (default fp32, the reference; int8-cpu is what "
                          "ONNX Runtime on a CPU runs by default)")
-    ev.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime")
+    ev.add_argument("--threads", type=_positive_int, help="CPU threads for ONNX Runtime")
     ev.add_argument("--scale", default="1", help="comma list of network scales (Stylizer.scale), each judged as its "
                     "own column, e.g. 1,0.5")
     ev.add_argument("--write-manifest", action="store_true", help="store the metrics in each bundle's manifest")
@@ -731,8 +752,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import logging
-
     log = logging.getLogger("stylecam")  # our lines only; libraries keep their own levels
     if not log.handlers:  # main() may be called more than once in one process
         handler = logging.StreamHandler()

@@ -138,10 +138,11 @@ def to_frame_size(stylized: np.ndarray, bgr: np.ndarray, strength: float) -> np.
     return out if strength >= 1.0 else cv2.addWeighted(out, strength, bgr, 1.0 - strength, 0.0)
 
 
-def check_strength(strength: float) -> float:
+def check_strength(strength: float, name: str = "strength",
+                   meaning: str = "0 = original frame, 1 = fully stylized") -> float:
     s = float(strength)
     if not 0.0 <= s <= 1.0:
-        raise ValueError(f"strength must be in [0, 1] (0 = original frame, 1 = fully stylized), got {strength}")
+        raise ValueError(f"{name} must be in [0, 1] ({meaning}), got {strength}")
     return s
 
 

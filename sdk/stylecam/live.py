@@ -349,6 +349,9 @@ class Pipeline:
                  realtime: bool | None = None, max_frames: int | None = None, side_by_side: bool = False,
                  overlay: bool = False, reconnect_backoff: tuple[float, float] = (0.5, 8.0),
                  max_reconnects: int | None = None, fit_fps: float | str | None = None, workers: int = 1):
+        if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+            raise ValueError(f"max_frames must be a whole number of at least 1 (or None: the whole source), "
+                             f"got {max_frames!r}")
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
         if workers > 1 and (stylizer.smoothing or fit_fps is not None or controls is not None):
@@ -419,6 +422,8 @@ class Pipeline:
                 if not self._frames_in.put(Frame(image, index, time.perf_counter(), name=name)):
                     return
                 index += 1
+            if index == self.max_frames:
+                self.stats.stop_reason = self.stats.stop_reason or f"frame limit {index} reached"
         except Exception as e:  # noqa: BLE001 - reported, then the pipeline ends cleanly
             log.error("capture failed: %s", e)
             self.stats.stop_reason = f"capture failed: {e}"

@@ -116,11 +116,24 @@ def backend() -> OpsBackend:
     sms = ", ".join(f"sm_{a}" for a in archs)
     count = ctypes.c_int(0)
     err = lib.stylecam_ops_device_count(ctypes.byref(count))
+    if err and not nvidia_driver():
+        return OpsBackend("numpy", f"{where} ({sms}) is built, but this machine has no NVIDIA GPU or driver", where,
+                          archs)
     if err:
         return OpsBackend("numpy", f"{where} ({sms}) cannot run here: {_error(lib, err)}", where, archs)
     if count.value == 0:
         return OpsBackend("numpy", f"{where} ({sms}) is built but there is no CUDA GPU", where, archs)
     return OpsBackend("cuda", f"{count.value} CUDA GPU(s); {where} ({sms})", where, archs)
+
+
+def nvidia_driver() -> bool:
+    """Whether the NVIDIA driver's CUDA library loads: without it every CUDA call says 'insufficient driver'
+    (error 35), which reads like a version problem on a machine that has no GPU at all."""
+    try:
+        ctypes.CDLL("libcuda.so.1" if os.name != "nt" else "nvcuda.dll")
+        return True
+    except OSError:
+        return False
 
 
 def _error(lib: ctypes.CDLL, code: int) -> str:

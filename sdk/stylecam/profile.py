@@ -46,7 +46,7 @@ class Profile:
 
     def __post_init__(self):
         self.strength = check_strength(self.strength)
-        self.mix_amount = check_strength(self.mix_amount)
+        self.mix_amount = check_strength(self.mix_amount, "mix amount", "0 = the first style only, 1 = the second only")
         self.smoothing = check_smoothing(self.smoothing)
         self.scale = check_scale(self.scale)
         if not isinstance(self.style, str) or not self.style:

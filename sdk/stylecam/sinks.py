@@ -237,6 +237,10 @@ class CallbackSink:
         pass
 
 
+class WindowUnavailable(RuntimeError):
+    """No window can open here: a headless OpenCV build, or no display."""
+
+
 # Keys in the window → control commands (stylecam.live.Controls.handle).
 KEYS = {ord("n"): "next", 83: "next", ord("p"): "prev", 81: "prev", ord("+"): "stronger", ord("="): "stronger",
         ord("-"): "weaker", ord("o"): "original", ord("s"): "screenshot", ord("q"): "quit", 27: "quit",
@@ -247,14 +251,15 @@ class WindowSink:
     """An OpenCV window; keys steer the controls (n/p style, +/- strength, t smoothing on/off, [/] bigger/finer
     strokes, k keep the look in the profile, o original, s screenshot, f fullscreen, q quit)."""
 
-    def __init__(self, controls=None, fullscreen: bool = False, title: str = "stylecam"):
+    def __init__(self, controls=None, fullscreen: bool = False, title: str = "stylecam",
+                 instead: str = "--http HOST:PORT or --output FILE"):
+        """``instead``: what the caller can use without a window, named in the error when there is none."""
         self.controls, self.title, self.fullscreen = controls, title, fullscreen
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise RuntimeError("this OpenCV has no window support (opencv-python-headless, or no display): "
-                               "pip install opencv-python for windows, or use --http HOST:PORT / --output FILE"
-                               ) from None
+            raise WindowUnavailable("this OpenCV cannot open a window (opencv-python-headless, or no display): "
+                                    f"use {instead}, or pip install opencv-python for windows") from None
         self._apply_fullscreen()
 
     def _apply_fullscreen(self):

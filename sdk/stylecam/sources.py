@@ -46,9 +46,36 @@ def _png_has_alpha(f) -> bool:
     return False
 
 
+def jpeg_truncated(path: Path) -> bool:
+    """A JPEG whose compressed data ends before its end-of-image marker: libjpeg decodes it with a warning and
+    fills the rest grey, which must not pass for a stylized photo. Markers are walked to the first scan (so an
+    EXIF thumbnail's own end marker does not count); a motion photo's appended video after the end is fine."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if data[:2] != b"\xff\xd8":
+        return False
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data follows, up to the end marker
+            return data.find(b"\xff\xd9", i + 2 + length) < 0
+        if marker == 0xFF:  # a fill byte before the marker
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        i += 2 + length
+    return True  # the headers themselves are cut short
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray | None:
     """A photo as BGR8 (EXIF orientation applied, 16-bit and gray converted), or BGRA8 where it has an alpha
-    channel (PNG, WebP, TIFF), which the Stylizer keeps; None where OpenCV cannot decode it."""
+    channel (PNG, WebP, TIFF), which the Stylizer keeps; None where OpenCV cannot decode it or it is cut short."""
+    if Path(path).suffix.lower() in (".jpg", ".jpeg") and jpeg_truncated(Path(path)):
+        return None
     frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if frame is None or not _may_have_alpha(Path(path)):
         return frame
@@ -177,6 +204,7 @@ class ImageFolderSource:
         self.paths: list[Path] = []
         self.i = 0
         self.last_name: str | None = None
+        self.skipped: list[str] = []  # unreadable files, by name
 
     @property
     def name(self) -> str:
@@ -207,9 +235,12 @@ class ImageFolderSource:
             if frame is not None:
                 self.last_name = path.name
                 return frame
-            log.warning("%s: not a readable image, skipped", path)
             if len(self.paths) == 1:
-                raise SourceError(f"{path}: not a readable image (corrupt, or not {', '.join(IMAGE_SUFFIXES)})")
+                raise SourceError(f"{path}: not a readable image (corrupt, cut short, or not "
+                                  f"{', '.join(IMAGE_SUFFIXES)})")
+            log.warning("%s: not a readable image (corrupt or cut short), skipped", path)
+            if path.name not in self.skipped:
+                self.skipped.append(path.name)
         return None
 
     def close(self) -> None:

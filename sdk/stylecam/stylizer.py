@@ -175,7 +175,7 @@ class Stylizer:
     def set_mix(self, style: str | os.PathLike | Bundle | None, amount: float = 0.5) -> None:
         """Blend a second style's output in by ``amount`` (0..1); ``None`` or 0 turns it off. Costs a second
         network pass per frame. Changing only the amount of the current mix loads nothing."""
-        amount = check_strength(amount)
+        amount = check_strength(amount, "mix amount", "0 = the first style only, 1 = the second only")
         if style is None or amount == 0.0:
             self._mix = None
             return
