@@ -5,7 +5,9 @@ The two headline numbers, comparable with any other network on the same photos:
   for the unstyled photo (Gram matrices normalised by C·H·W, the painting's longer side 512 px); 1 = no style,
   lower = closer to the painting's statistics;
 - content error: mean((relu3_3(stylized) − relu3_3(photo))²) ÷ mean(relu3_3(photo)²); 0 = the photo's content.
-Both are averaged over photos centre-cropped and resized to 640×480 (``frame_photos``).
+Both are averaged over photos centre-cropped and resized to 640×480 (``frame_photos``). Beside them, the edge
+band (``stylecam.quality.edge_band``): how far, in grey levels, a frame's 8-px border strips are from the same
+pixels stylized inside a larger frame (the worst of the photos' mean and a flat grey frame).
 
 And the older ones, which other stylecam tables used:
 - content loss: the training content term (VGG16 relu2_2 MSE, stylized vs photo), lower keeps more content;
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from stylecam.frames import image_grid
-from stylecam.quality import ssim
+from stylecam.quality import edge_band, ssim
 from stylecam.stylizer import Stylizer
 
 from .data import read_rgb, to_batch
@@ -101,7 +103,7 @@ class Evaluator:
         loss = PerceptualLoss(self.vgg, to_batch([style_rgb]), self.w)  # the training terms, same targets
         stylizer = model if hasattr(model, "stylize") else Stylizer(model, backend="onnxruntime", variant="fp32",
                                                                        strength=strength)
-        content, style, ratio, error, edge, pooled, outputs = [], [], [], [], [], [], []
+        content, style, ratio, error, edge, band, pooled, outputs = [], [], [], [], [], [], [], []
         for photo in self.photos:
             out = stylizer.stylize(photo)
             outputs.append(out)
@@ -111,10 +113,13 @@ class Evaluator:
             ratio.append(float(_gram_distance(loss, fo) / _gram_distance(loss, fp)))
             error.append(float(torch.mean((fo["relu3_3"] - fp["relu3_3"]) ** 2) / torch.mean(fp["relu3_3"] ** 2)))
             edge.append(ssim(_edges(photo), _edges(out)))
+            band.append(edge_band(stylizer.stylize, photo))
             pooled.append(fo["relu4_3"].mean((2, 3))[0].numpy())
         crops = self._style_crops(style_rgb)
         scale = float(np.sqrt(np.mean(crops**2))) or 1.0
+        grey = np.full_like(self.photos[0], 128)
         metrics = {"style_ratio": float(np.mean(ratio)), "content_error": float(np.mean(error)),
+                   "edge_band": float(max(np.mean(band), edge_band(stylizer.stylize, grey))),
                    "content_loss": float(np.mean(content)), "style_distance": float(np.mean(style)),
                    "vgg16_kid": kid(np.stack(pooled) / scale, crops / scale),
                    "edge_ssim": float(np.mean(edge)), "photos": len(self.photos)}

@@ -2,8 +2,10 @@
 
 ``johnson`` is the reference (Johnson et al. 2016, with resize-convolution upsampling and InstanceNorm).
 ``small_in``/``nano_in`` keep what made Johnson's network paint (InstanceNorm, full 3×3 residual convolutions,
-a 5×5 stem and head) at lower width, with the compact nets' zero padding inside one reflect margin; InstanceNorm
-stays a native op in ONNX Runtime and TensorRT (FP16 between INT8 convolutions).
+a 5×5 stem and head, reflect padding in every convolution) at lower width. InstanceNorm stays a native op in ONNX
+Runtime and TensorRT (FP16 between INT8 convolutions). Reflect padding, not zeros: a stride-2 convolution pads
+only its left and top edges, so with zeros a network sees where those edges are and paints them differently
+(a band 70-114 grey levels off at the left of candy's and of a zero-padded small_in's frames).
 ``small``/``tiny``/``nano`` are the earlier compact networks designed for TensorRT and INT8: strided 3×3 stems instead of
 full-resolution 9×9 convolutions, zero padding inside with one reflect margin around the input (cropped
 after: the edge artifacts of zero padding land in the margin; per-layer reflect/replicate padding doubled CPU
@@ -111,9 +113,9 @@ class JohnsonGenerator(nn.Module):
 
 
 def conv_norm(cin, cout, k, s=1, up=False, act=True) -> nn.Sequential:
-    """[nearest ×2] → k×k convolution (zero padding) → InstanceNorm → ReLU."""
+    """[nearest ×2] → k×k convolution (reflect padding) → InstanceNorm → ReLU."""
     layers = [Upsample()] if up else []
-    layers.append(nn.Conv2d(cin, cout, k, s, k // 2))
+    layers.append(nn.Conv2d(cin, cout, k, s, k // 2, padding_mode="reflect"))
     if act:
         layers += [nn.InstanceNorm2d(cout, affine=True), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
@@ -122,7 +124,7 @@ def conv_norm(cin, cout, k, s=1, up=False, act=True) -> nn.Sequential:
 class ResidualNorm(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.body = nn.Sequential(conv_norm(c, c, 3), nn.Conv2d(c, c, 3, 1, 1), nn.InstanceNorm2d(c, affine=True))
+        self.body = nn.Sequential(conv_norm(c, c, 3), conv_norm(c, c, 3, act=False), nn.InstanceNorm2d(c, affine=True))
 
     def forward(self, x):
         return x + self.body(x)
@@ -147,8 +149,8 @@ class InstanceNormGenerator(nn.Module):
 
 _REGISTRY: dict[str, tuple[type[nn.Module], GeneratorConfig]] = {
     "johnson": (JohnsonGenerator, GeneratorConfig("johnson", (32, 64, 128), 5, margin=0)),
-    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5)),
-    "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4)),
+    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5, margin=0)),
+    "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4, margin=0)),
     "small": (CompactGenerator, GeneratorConfig("small", (32, 64, 128), 5)),
     "tiny": (CompactGenerator, GeneratorConfig("tiny", (24, 48, 96), 4)),
     "nano": (CompactGenerator, GeneratorConfig("nano", (16, 32, 64), 3)),

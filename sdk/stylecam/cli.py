@@ -571,8 +571,8 @@ def cmd_eval(args) -> None:
     h, w = _frame_size(args.size)
     photos = frame_photos(images(folder, args.count, max_side=max(h, w) * 4, pattern=pattern), (h, w))
     evaluator = Evaluator(photos, vgg=args.vgg)
-    print(f"{'style':<16} {'arch':<9}{'style ratio':>12}{'content err':>12}{'content':>12}{'style dist':>12}"
-          f"{'VGG16-KID':>11}{'edge SSIM':>11}")
+    print(f"{'style':<16} {'arch':<9}{'style ratio':>12}{'content err':>12}{'edge band':>10}{'content':>12}"
+          f"{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
     columns, first_painting = {}, None
     for label, model in models:
         bundle = getattr(model, "bundle", None)
@@ -588,6 +588,7 @@ def cmd_eval(args) -> None:
         metrics, columns[label] = evaluator.evaluate(model, style_image)
         arch = bundle.manifest["architecture"]["name"] if bundle else "peer"
         print(f"{label:<16} {arch:<9}{metrics['style_ratio']:>12.3f}{metrics['content_error']:>12.3f}"
+              f"{metrics['edge_band']:>10.1f}"
               f"{metrics['content_loss']:>12.4g}"
               f"{metrics['style_distance']:>12.4g}{metrics['vgg16_kid']:>11.4f}{metrics['edge_ssim']:>11.3f}")
         if args.write_manifest and bundle:

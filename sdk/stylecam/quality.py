@@ -19,3 +19,14 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(s.mean())
+
+
+def edge_band(stylize, frame: np.ndarray, strip: int = 8, pad: int = 64) -> float:
+    """How differently a network paints a frame's border: the mean absolute difference, in grey levels, between
+    each ``strip``-pixel border strip of ``stylize(frame)`` and the same pixels stylized inside a larger frame
+    (reflect-padded by ``pad``, cropped back); the worst of the four sides. 0 = no edge band."""
+    out = stylize(frame).astype(np.int16)
+    big = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    ref = stylize(big)[pad:-pad, pad:-pad].astype(np.int16)
+    d = np.abs(out - ref)
+    return float(max(d[:, :strip].mean(), d[:, -strip:].mean(), d[:strip].mean(), d[-strip:].mean()))
