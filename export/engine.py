@@ -90,39 +90,41 @@ def cache_dir() -> Path:
 
 
 @functools.cache
-def local_gpu() -> dict | None:
-    """Name and compute capability of GPU 0 (None without a GPU or driver): from the CUDA driver, which a Jetson
-    has too, else from nvidia-smi. Asked once per process."""
-    return driver_gpu() or smi_gpu()
+def local_gpu(index: int = 0) -> dict | None:
+    """Name and compute capability of GPU ``index`` (None without it or a driver): from the CUDA driver, which a
+    Jetson has too, else from nvidia-smi. Asked once per process and GPU."""
+    return driver_gpu(index) or smi_gpu(index)
 
 
-def driver_gpu() -> dict | None:
+def driver_gpu(index: int = 0) -> dict | None:
     try:
         cuda = ctypes.CDLL("nvcuda.dll" if os.name == "nt" else "libcuda.so.1")
     except OSError:
         return None
     dev, major, minor, name = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.create_string_buffer(256)
-    if (cuda.cuInit(0) or cuda.cuDeviceGet(ctypes.byref(dev), 0) or cuda.cuDeviceGetName(name, 256, dev)
+    if (cuda.cuInit(0) or cuda.cuDeviceGet(ctypes.byref(dev), index) or cuda.cuDeviceGetName(name, 256, dev)
             or cuda.cuDeviceGetAttribute(ctypes.byref(major), CU_COMPUTE_CAPABILITY_MAJOR, dev)
             or cuda.cuDeviceGetAttribute(ctypes.byref(minor), CU_COMPUTE_CAPABILITY_MINOR, dev)):
         return None  # a CUresult other than CUDA_SUCCESS (0): no usable GPU
     return {"name": name.value.decode(errors="replace"), "compute_capability": f"{major.value}.{minor.value}"}
 
 
-def nvidia_smi(fields: str, units: bool = True) -> str | None:
-    """nvidia-smi's CSV answer for ``--query-gpu=FIELDS`` (no header), or None without it or when it fails."""
+def nvidia_smi(fields: str, units: bool = True, index: int | None = None) -> str | None:
+    """nvidia-smi's CSV answer for ``--query-gpu=FIELDS`` (no header; every GPU, or GPU ``index``), or None
+    without it or when it fails."""
     if not shutil.which("nvidia-smi"):
         return None
     try:
-        return subprocess.run(["nvidia-smi", f"--query-gpu={fields}",
+        return subprocess.run(["nvidia-smi", *(["-i", str(index)] if index is not None else []),
+                               f"--query-gpu={fields}",
                                "--format=csv,noheader" + ("" if units else ",nounits")],
                               capture_output=True, text=True, timeout=10, check=True).stdout
     except (subprocess.SubprocessError, OSError):
         return None
 
 
-def smi_gpu() -> dict | None:
-    out = nvidia_smi("name,compute_cap")
+def smi_gpu(index: int = 0) -> dict | None:
+    out = nvidia_smi("name,compute_cap", index=index)
     return None if out is None else parse_smi(out)
 
 
@@ -133,18 +135,33 @@ def parse_smi(out: str) -> dict | None:
     return {"name": name, "compute_capability": cc} if name and re.fullmatch(r"\d+\.\d+", cc) else None
 
 
-def device_target(flavor: str, sm: str | None) -> dict:
-    """What the engine is built for: this GPU, or (TensorRT-RTX) a named compute capability, e.g. SM86."""
-    gpu = local_gpu()
+def device_target(flavor: str, sm: str | None, index: int = 0) -> dict:
+    """What the engine is built for: GPU ``index``, or (TensorRT-RTX) a named compute capability, e.g. SM86."""
+    gpu = local_gpu(index)
     if sm:
         if flavor != "rtx":
             raise EngineError("--sm (ahead-of-time target) needs tensorrt_rtx; TensorRT builds for this GPU")
+        check_rtx_target(sm.upper())
         return {"target": sm.upper(), "gpu": None}
     if gpu is None:
         if flavor != "rtx":
             raise EngineError("no GPU found: TensorRT builds engines on the GPU that will run them")
         return {"target": "SM86", "gpu": None}  # ahead of time for the common RTX 30xx when nothing is named
-    return {"target": "SM" + gpu["compute_capability"].replace(".", ""), "gpu": gpu["name"]}
+    target = "SM" + gpu["compute_capability"].replace(".", "")
+    if flavor == "rtx":
+        check_rtx_target(target, gpu["name"])
+    return {"target": target, "gpu": gpu["name"]}
+
+
+def check_rtx_target(target: str, gpu: str | None = None) -> None:
+    """TensorRT-RTX builds only for desktop RTX compute capabilities; a datacenter GPU (SM90: H100, H200) or a
+    Jetson (SM87) needs full TensorRT."""
+    trt, _ = tensorrt()
+    known = [c for c in dir(trt.ComputeCapability) if re.fullmatch(r"SM\d+", c)]
+    if target not in known:
+        raise EngineError(f"TensorRT-RTX {trt.__version__} cannot build for {gpu or target} ({target}): it targets "
+                          f"{', '.join(known)}. Use full TensorRT for this GPU: pip install 'stylecam[tensorrt-full]' "
+                          "with NVIDIA's package index as an extra index (docs/export.md); on a Jetson, JetPack's")
 
 
 @dataclass(frozen=True)
@@ -164,12 +181,13 @@ def profile_for(bundle: Bundle, shapes=DEFAULT_SHAPES, opt: tuple[int, int] | No
     return Profile(tuple(map(min, zip(*nets))), o, tuple(map(max, zip(*nets))))
 
 
-def expected_sidecar(bundle: Bundle, precision: str, profile: Profile, sm: str | None = None) -> dict:
+def expected_sidecar(bundle: Bundle, precision: str, profile: Profile, sm: str | None = None,
+                     device: int = 0) -> dict:
     trt, flavor = tensorrt()
     return {"sidecar_version": SIDECAR_VERSION, "bundle": bundle.name, "precision": precision,
             "onnx_sha256": bundle.manifest["files"][bundle.model_file(precision).name]["sha256"],
             "tensorrt": {"module": trt.__name__, "version": trt.__version__},
-            "device": device_target(flavor, sm), "profile": asdict(profile)}
+            "device": device_target(flavor, sm, device), "profile": asdict(profile)}
 
 
 def engine_path(expected: dict) -> Path:
@@ -233,11 +251,15 @@ def _build(bundle: Bundle, precision: str, profile: Profile, expected: dict) -> 
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(network.get_input(0).name, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(opt_profile)
-    if flavor == "rtx":
+    if flavor == "rtx":  # the GPU the build runs on (its context is current), else the named target
         config.num_compute_capabilities = 1
-        config.set_compute_capability(getattr(trt.ComputeCapability, expected["device"]["target"]), 0)
-    # Tactic timings are measured on a GPU; ahead-of-time builds (no GPU here) have none to reuse.
-    timing_file = cache_dir() / f"timing-{trt.__name__}-{trt.__version__}-{expected['device']['target']}.cache"
+        config.set_compute_capability(trt.ComputeCapability.CURRENT if expected["device"]["gpu"] else
+                                      getattr(trt.ComputeCapability, expected["device"]["target"]), 0)
+    # Tactic timings are measured on a GPU, and differ between cards of one SM (an RTX 4060 and an L40S):
+    # the file is per GPU name. Ahead-of-time builds (no GPU here) have none to reuse.
+    gpu_slug = re.sub(r"[^a-z0-9]+", "-", (expected["device"]["gpu"] or "none").lower()).strip("-")
+    timing_file = cache_dir() / (f"timing-{trt.__name__}-{trt.__version__}-{expected['device']['target']}-"
+                                 f"{gpu_slug}.cache")
     if expected["device"]["gpu"]:
         cache = config.create_timing_cache(timing_file.read_bytes() if timing_file.is_file() else b"")
         config.set_timing_cache(cache, ignore_mismatch=True)
@@ -251,13 +273,13 @@ def _build(bundle: Bundle, precision: str, profile: Profile, expected: dict) -> 
 
 
 def build_engine(bundle: Bundle, precision: str = "fp16", shapes=DEFAULT_SHAPES, opt=None, sm: str | None = None,
-                 force: bool = False) -> Path:
-    """The cached engine for this bundle/precision/profile/device, built first when missing or stale."""
+                 force: bool = False, device: int = 0) -> Path:
+    """The cached engine for this bundle/precision/profile/GPU ``device``, built first when missing or stale."""
     if precision == "int8-cpu":
         raise EngineError("int8-cpu is ONNX Runtime's CPU variant (its zero points are not TensorRT's); "
                           "build fp16 or int8")
     profile = profile_for(bundle, shapes, opt)
-    expected = expected_sidecar(bundle, precision, profile, sm)
+    expected = expected_sidecar(bundle, precision, profile, sm, device)
     path = engine_path(expected)
     reason = "rebuild asked for" if force else stale_reason(path, expected)
     if reason is None:

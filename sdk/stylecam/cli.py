@@ -133,7 +133,8 @@ def cmd_run(args) -> None:
         sinks.append(PreviewSink(args.preview, at_frame=(total or 0) // 2))
     if args.show:
         sinks.append(WindowSink(instead="--output FILE or --preview PNG"))
-    stats = _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames, workers=args.workers))
+    with stylizer:
+        stats = _run_pipeline(Pipeline(source, stylizer, sinks, max_frames=args.max_frames, workers=args.workers))
     if stats.stop_reason.startswith(("capture failed", "output failed")) or not stats.frames:
         raise RuntimeError(f"{stats.stop_reason or 'no frames in ' + args.input}; stylized {stats.frames} frames")
     if kind == "video" and not source.live:
@@ -194,8 +195,9 @@ def cmd_live(args) -> None:
     if not sinks:
         raise ValueError("nothing to show: drop --no-window, or add --http HOST:PORT or --output FILE")
     # a file or folder plays at its own frame rate, as a camera would
-    _run_pipeline(Pipeline(source, stylizer, sinks, controls=controls, side_by_side=args.side_by_side,
-                           overlay=args.overlay, max_frames=args.max_frames, realtime=True, fit_fps=args.fit_fps))
+    with stylizer:
+        _run_pipeline(Pipeline(source, stylizer, sinks, controls=controls, side_by_side=args.side_by_side,
+                               overlay=args.overlay, max_frames=args.max_frames, realtime=True, fit_fps=args.fit_fps))
 
 
 def _http_address(text: str) -> tuple[str, int]:

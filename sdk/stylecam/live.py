@@ -522,6 +522,8 @@ class Pipeline:
             for t in threads + workers:
                 t.join(timeout=5.0)
             self.source.close()
+            for copy in self.stylizers[1:]:  # the workers' copies are the pipeline's; the stylizer is the caller's
+                copy.close()
             for sink in self.sinks:
                 try:
                     sink.close()
@@ -568,3 +570,5 @@ def stream(source, style="candy", *, strength: float = 1.0, backend: str = "auto
         closed.set()
         pipeline.stop("iterator closed")
         worker.join(timeout=5.0)
+        if stylizer is not style:  # made here: its backend is freed here
+            stylizer.close()

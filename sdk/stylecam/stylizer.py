@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,8 @@ class Stylizer:
         self._backend_name, self._variant, self._device = backend, variant, device
         self._options = {"threads": threads} if threads else {}
         self._lock = threading.Lock()
+        self._in_use: dict = {}  # backend → frames running on it now
+        self._retired: list = []  # backends swapped out, closed when their last frame ends
         self._loading: str | None = None
         self._requests = 0  # the newest style request wins, however the loads finish
         self._bundle, self._backend = self._load(style)
@@ -81,9 +84,53 @@ class Stylizer:
 
     def _load(self, style) -> tuple[Bundle, backends.Backend]:
         bundle = resolve(style)
-        backend = backends.create(self._backend_name, **self._options)
-        backend.load(bundle, backends.choose_variant(backend, bundle, self._variant), self._device)
-        return bundle, backend
+        return bundle, backends.open_backend(self._backend_name, bundle, self._variant, self._device, **self._options)
+
+    @contextmanager
+    def _lease(self):
+        """(bundle, backend, mix) for one frame; a backend swapped out meanwhile is closed when its last frame ends,
+        not under it."""
+        with self._lock:
+            bundle, backend, mix = self._bundle, self._backend, self._mix
+            held = [backend, *([mix[1]] if mix else [])]
+            for b in held:
+                self._in_use[b] = self._in_use.get(b, 0) + 1
+        try:
+            yield bundle, backend, mix
+        finally:
+            done = []
+            with self._lock:
+                for b in held:
+                    self._in_use[b] -= 1
+                    if not self._in_use[b]:
+                        del self._in_use[b]
+                        if b in self._retired:
+                            self._retired.remove(b)
+                            done.append(b)
+            for b in done:
+                backends.close(b)
+
+    def _retire(self, backend):
+        """A backend swapped out (the caller holds ``_lock``): returned for the caller to close once it has let go
+        of the lock, or, while frames still run on it, closed by the last of them."""
+        if backend in self._in_use:
+            self._retired.append(backend)
+            return None
+        return backend
+
+    def close(self) -> None:
+        """Free the style's and the mix's backends (GPU memory, sessions). The Stylizer cannot stylize after."""
+        with self._lock:
+            held = [self._backend, *([self._mix[1]] if self._mix else [])]
+            self._mix = None
+        for b in held:
+            backends.close(b)
+
+    def __enter__(self) -> Stylizer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def strength(self) -> float:
@@ -170,20 +217,28 @@ class Stylizer:
     def _swap(self, request: int, bundle: Bundle, backend: backends.Backend) -> None:
         with self._lock:
             if request == self._requests:
-                self._bundle, self._backend = bundle, backend
+                old, (self._bundle, self._backend) = self._backend, (bundle, backend)
+            else:  # a newer request won while this one loaded
+                old = backend
+            done = self._retire(old)
+        if done is not None:
+            backends.close(done)
 
     def set_mix(self, style: str | os.PathLike | Bundle | None, amount: float = 0.5) -> None:
         """Blend a second style's output in by ``amount`` (0..1); ``None`` or 0 turns it off. Costs a second
         network pass per frame. Changing only the amount of the current mix loads nothing."""
         amount = check_strength(amount, "mix amount", "0 = the first style only, 1 = the second only")
-        if style is None or amount == 0.0:
-            self._mix = None
-            return
         current = self._mix
-        if current and str(getattr(style, "name", style)) in (current[0].name, str(current[0].path)):
+        if style is not None and amount and current and \
+                str(getattr(style, "name", style)) in (current[0].name, str(current[0].path)):
             self._mix = (current[0], current[1], amount)
             return
-        self._mix = (*self._load(style), amount)
+        new = (*self._load(style), amount) if style is not None and amount else None
+        with self._lock:
+            old, self._mix = self._mix, new
+            done = self._retire(old[1]) if old else None
+        if done is not None:
+            backends.close(done)
 
     def copy(self) -> Stylizer:
         """Another Stylizer with this one's style, mix, strength, scale and tile, and its timer, on a backend of its
@@ -209,17 +264,20 @@ class Stylizer:
         bgr, extra = split_alpha(frame)
         if alpha == 0.0:
             return self._finish(bgr, bgr.copy(), extra, smooth=False)
-        with self._lock:
-            bundle, backend, mix = self._bundle, self._backend, self._mix
+        with self._lease() as (bundle, backend, mix):
+            out = self._stylize(bgr, alpha, bundle, backend, mix)
+        return self._finish(bgr, out, extra)
+
+    def _stylize(self, bgr: np.ndarray, alpha: float, bundle: Bundle, backend, mix) -> np.ndarray:
         size = scaled_size(*bgr.shape[:2], self._scale)
         # TensorRT + cpp_ext: the frame's one trip through the GPU, where its buffers and the engine's profile take it
+        net_shape = (1, 3, *padded_size(*(size or bgr.shape[:2]), bundle.stride, bundle.margin))
         one_trip = getattr(backend, "device_ops", False) and not mix and bgr.nbytes <= backend.frame_bytes
-        if one_trip and not needs_tiles((1, 3, *padded_size(*(size or bgr.shape[:2]), bundle.stride, bundle.margin)),
-                                        self._limit(backend)):
+        if one_trip and backend.covers(net_shape) and not needs_tiles(net_shape, self._limit(backend)):
             with self.timer("device"):
                 out = backend.stylize_frame(bgr, alpha, bundle.stride, bundle.margin, size)
             self._record_gpu_stages(backend)
-            return self._finish(bgr, out, extra)
+            return out
         with self.timer("pre"):
             net_in = bgr if size is None else resize(bgr, size)
             x = to_tensor(net_in, bundle.stride, bundle.margin)
@@ -234,8 +292,7 @@ class Stylizer:
                 y2 = crop_output(self._infer(other_backend, other, x), h, w, other.margin)
                 y = (1.0 - amount) * np.clip(y, 0.0, 1.0) + amount * np.clip(y2, 0.0, 1.0)  # mix the images
         with self.timer("post"):
-            out = to_bgr8(y, bgr, alpha) if size is None else to_frame_size(to_bgr8(y, net_in, 1.0), bgr, alpha)
-        return self._finish(bgr, out, extra)
+            return to_bgr8(y, bgr, alpha) if size is None else to_frame_size(to_bgr8(y, net_in, 1.0), bgr, alpha)
 
     def _limit(self, backend) -> tuple[int, int] | None:
         """The largest network input (H, W) one call may take: ``tile`` and the TensorRT profile's maximum."""

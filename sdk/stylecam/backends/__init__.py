@@ -34,6 +34,8 @@ class Backend(Protocol):
 
     def info(self) -> dict: ...
 
+    def close(self) -> None: ...
+
 
 def choose_variant(backend: Backend, bundle: Bundle, variant: str = "auto") -> str:
     """``auto``: the backend's preferred variant where the bundle has it (only variants that passed their accuracy
@@ -86,3 +88,40 @@ def create(name: str = "auto", **options) -> Backend:
     if why:
         raise BackendUnavailable(f"backend '{name}' cannot run here: {why}")
     return mod.create(**options)
+
+
+def open_backend(name: str, bundle: Bundle, variant: str = "auto", device: str = "auto", **options) -> Backend:
+    """A backend with ``bundle`` loaded. ``auto`` tries them fastest first, and a TensorRT that fails to load (no
+    engine and a failed build, an engine it cannot deserialize, a CUDA error, a GPU it does not support) costs one
+    log line, not the Stylizer: ONNX Runtime runs instead."""
+    candidates = [c for c in AUTO_ORDER if _module(c).unavailable_reason() is None] if name == "auto" else [name]
+    if not candidates:
+        raise BackendUnavailable(f"no backend can run here: {available()}")
+    if name == "auto" and "tensorrt" not in candidates:
+        _warn_if_a_gpu_idles(_module("tensorrt").unavailable_reason())
+    for i, candidate in enumerate(candidates):
+        backend = create(candidate, **options)
+        try:
+            backend.load(bundle, choose_variant(backend, bundle, variant), device)
+            return backend
+        except Exception as e:  # noqa: BLE001 - auto moves on; a backend asked for by name says why it failed
+            close(backend)
+            if name != "auto" or i == len(candidates) - 1:
+                raise
+            _warn_once(f"the {candidate} backend could not load {bundle.name} ({type(e).__name__}: {e}); running on "
+                       f"{candidates[i + 1]} instead")
+    raise AssertionError("unreachable")
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+def close(backend) -> None:
+    """Free what a backend holds (GPU memory, a session); a failure to free is logged, never raised."""
+    try:
+        getattr(backend, "close", lambda: None)()
+    except Exception as e:  # noqa: BLE001 - closing must not take the caller down
+        log.warning("closing the %s backend failed: %s", getattr(backend, "name", "?"), e)

@@ -93,6 +93,9 @@ class OnnxRuntimeBackend:
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: tensor.astype(self.input_dtype, copy=False)})[0]
 
+    def close(self) -> None:
+        self.session = None  # ONNX Runtime frees the session's arena with it
+
     def info(self) -> dict:
         import onnxruntime as ort
 

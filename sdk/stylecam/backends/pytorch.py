@@ -48,6 +48,13 @@ class TorchBackend:
             x = torch.from_numpy(np.ascontiguousarray(tensor)).to(self.device, self.dtype)
             return self.model(x).float().cpu().numpy()
 
+    def close(self) -> None:
+        import torch
+
+        self.__dict__.pop("model", None)
+        if getattr(self, "device", None) is not None and self.device.type == "cuda":
+            torch.cuda.empty_cache()  # hand the weights' memory back, not only to torch's caching allocator
+
     def info(self) -> dict:
         import torch
 
