@@ -502,9 +502,11 @@ def test_a_tensorrt_older_than_10_is_refused_with_the_fix(monkeypatch):
     old.__version__, old.__spec__ = "8.5.2.2", importlib.machinery.ModuleSpec("tensorrt", None)
     monkeypatch.setitem(sys.modules, "tensorrt", old)
     from stylecam.backends import available
+    from stylecam.backends.trt import unavailable_reason
     from stylecam.export.engine import EngineError, probe_tensorrt, tensorrt
 
-    probe_tensorrt.cache_clear()  # the answer is kept per process: ask again with the stand-in
+    probe_tensorrt.cache_clear()  # the answers are kept per process: ask again with the stand-in
+    unavailable_reason.cache_clear()
     try:
         with pytest.raises(EngineError, match="TensorRT 8.5.2.2 is too old.*JetPack 6"):
             tensorrt()
@@ -512,6 +514,7 @@ def test_a_tensorrt_older_than_10_is_refused_with_the_fix(monkeypatch):
         assert not status["ok"] and "too old" in status["why"]
     finally:
         probe_tensorrt.cache_clear()  # the next test probes the real modules again
+        unavailable_reason.cache_clear()
 
 
 def test_a_missing_tensorrt_on_a_jetson_says_why_it_is_not_seen(tmp_path, monkeypatch):

@@ -249,11 +249,13 @@ def test_concurrent_next_commands_each_take_a_step(stylizer):
 def test_style_switches_do_not_keep_replaced_sessions_alive(stylizer, monkeypatch):
     import onnxruntime as ort
 
+    from stylecam.backends.trt import unavailable_reason
     from stylecam.export.engine import probe_tensorrt
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # neither TensorRT imports: the ImportError path
     monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
     probe_tensorrt.cache_clear()
+    unavailable_reason.cache_clear()
     live = lambda: sum(isinstance(o, ort.InferenceSession) for o in gc.get_objects())  # noqa: E731
     s = stylecam.Stylizer("candy_nano", backend="auto", threads=1)
     controls = Controls(s, styles=["candy_nano"])
@@ -267,4 +269,5 @@ def test_style_switches_do_not_keep_replaced_sessions_alive(stylizer, monkeypatc
     finally:
         gc.enable()
         probe_tensorrt.cache_clear()
+        unavailable_reason.cache_clear()
     assert after - before <= 1, f"{after - before} sessions kept alive by 20 switches"
