@@ -73,6 +73,17 @@ def test_the_package_build_compiles_the_extension_for_jetson_rtx_and_hopper():
     assert {75, 86, 87, 89, 90} <= set(ops.architectures(ops.library()))
 
 
+@pytest.mark.skipif(not (shutil.which("nvcc") or os.path.exists("/usr/local/cuda/bin/nvcc")) or not shutil.which(
+    "cmake"), reason="needs nvcc and cmake")
+def test_cpp_ext_configures_alone_and_a_users_cmake_architectures_win(tmp_path):
+    root = Path(__file__).parents[1]
+    done = subprocess.run(["cmake", "-S", str(root / "cpp_ext"), "-B", str(tmp_path), "-DCMAKE_CUDA_ARCHITECTURES=90"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "building the CUDA extension for sm 90\n" in done.stdout  # not the default list
+    assert "CMake Warning" not in done.stderr and "Warning" not in done.stdout
+
+
 def _libasan() -> str | None:
     gcc = shutil.which("gcc")
     path = gcc and subprocess.run([gcc, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()

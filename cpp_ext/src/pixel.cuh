@@ -104,7 +104,9 @@ STYLECAM_HD Bgr sample(const At& at, const stylecam_geometry& g, int src_h, int 
   int cy, cx;
   content_pixel(g, y, x, &cy, &cx);
   if (g.content_h == src_h && g.content_w == src_w) return at(cy, cx);  // no resize: one fetch
-  if (g.content_h * g.content_w < src_h * src_w) return area(at, src_h, src_w, g.content_h, g.content_w, cy, cx);
+  // 64-bit pixel counts: a 50,000-pixel-wide panorama overflows an int
+  if (static_cast<long long>(g.content_h) * g.content_w < static_cast<long long>(src_h) * src_w)
+    return area(at, src_h, src_w, g.content_h, g.content_w, cy, cx);
   const Bgr c = linear(at, src_h, src_w, g.content_h, g.content_w, cy, cx);
   return {rintf(c.b), rintf(c.g), rintf(c.r)};
 }
