@@ -4,7 +4,9 @@ The CPU path (frames.py: NumPy/OpenCV) is timed everywhere. Where cpp_ext's kern
 "cuda", with torch for device buffers and CUDA events), each kernel's effective bandwidth (bytes it must read and
 write / time) is set against a device-to-device copy measured in the same run: the ceiling for a one-pass kernel.
 Pre- and post-processing are also timed at network scale 0.5 (``Stylizer(scale=0.5)``, ``--fit-fps``): the frame
-shrunk into the tensor, and the output resized back to the frame.
+shrunk into the tensor, and the output resized back to the frame. Each timed call gets the next of several
+buffer sets, together over twice the GPU's L2 (60 MB on an H200 holds a whole 1080p frame and its tensor), so
+neither the kernels nor the copy they are set against run from cache.
 """
 from __future__ import annotations
 
@@ -70,6 +72,19 @@ def cpu_rows(size=(1080, 1920), iters: int = 20) -> list[dict]:
                    for op, fn in cases.items()]
 
 
+def sets_to_rotate(set_bytes: int, l2_bytes: int) -> int:
+    """How many buffer sets of ``set_bytes`` to cycle through so that none is still in an L2 of ``l2_bytes`` when
+    its turn comes again: their total is over twice the L2."""
+    return max(2, -(-2 * l2_bytes // max(set_bytes, 1)) + 1)
+
+
+def rotating(make_set, set_bytes: int, l2_bytes: int, run):
+    """A no-argument call that runs ``run(*buffers)`` on the next of ``sets_to_rotate`` sets from ``make_set()``."""
+    sets = [make_set() for _ in range(sets_to_rotate(set_bytes, l2_bytes))]
+    turn = iter(range(1 << 62))
+    return lambda: run(*sets[next(turn) % len(sets)])
+
+
 def _time_gpu(torch, fn, iters: int) -> list[float]:
     """ms per call, from CUDA events around batches of 10 calls queued behind a GPU spin, so the events time the
     GPU's work and not Python's launch overhead (a 1080p kernel takes tens of µs on a large GPU)."""
@@ -96,24 +111,26 @@ def gpu_rows(size=(1080, 1920), iters: int = 50) -> list[dict]:
 
     h, w = size
     stream = torch.cuda.current_stream().cuda_stream
-    bgr = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, device="cuda")
-    y = torch.randint(0, 256, (h, w), dtype=torch.uint8, device="cuda")
-    uv = torch.randint(0, 256, (h // 2, w // 2, 2), dtype=torch.uint8, device="cuda")
-    result = torch.empty_like(bgr)
-    a = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
-    b = torch.empty_like(a)
-    copy_ms = summarize(_time_gpu(torch, lambda: b.copy_(a), iters))["median"]
-    copy_gb_s = 2 * a.numel() / copy_ms / 1e6  # read + write, counted as the kernels are
+    l2 = torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+    u8 = lambda *shape: torch.randint(0, 256, shape, dtype=torch.uint8, device="cuda")  # noqa: E731
+    big = 64 << 20
+    copy = rotating(lambda: (u8(big), torch.empty(big, dtype=torch.uint8, device="cuda")), 2 * big, l2,
+                    lambda a, b: b.copy_(a))
+    copy_ms = summarize(_time_gpu(torch, copy, iters))["median"]
+    copy_gb_s = 2 * big / copy_ms / 1e6  # read + write, counted as the kernels are
     rows = []
     for dtype, scale in ((torch.float32, 1.0), (torch.float16, 1.0), (torch.float16, 0.5)):
         g = geometry(h, w, scale)
-        t = torch.rand((1, 3, g.out_h, g.out_w), device="cuda").to(dtype)
         name, itemsize = ("fp32", 4) if dtype == torch.float32 else ("fp16", 2)
-        cases = {"bgr8_to_tensor": lambda: ops.bgr8_to_tensor(bgr, t, g, stream),
-                 "nv12_to_tensor": lambda: ops.nv12_to_tensor(y, uv, t, g, stream),
-                 "tensor_to_bgr8": lambda: ops.tensor_to_bgr8(t, g, bgr, result, 0.5, stream)}
-        rows += [_row(op, "cuda", name, size, _time_gpu(torch, fn, iters), bytes_moved(op, h, w, itemsize, scale),
-                      copy_gb_s, scale) for op, fn in cases.items() if scale == 1.0 or op in SCALED]
+        tensor = lambda: torch.rand((1, 3, g.out_h, g.out_w), device="cuda").to(dtype)  # noqa: E731
+        frame_set = lambda: (u8(h, w, 3), u8(h, w), u8(h // 2, w // 2, 2), tensor(), u8(h, w, 3))  # noqa: E731
+        set_bytes = 3 * h * w * 2 + h * w * 3 // 2 + 3 * g.out_h * g.out_w * itemsize
+        cases = {"bgr8_to_tensor": lambda bgr, y, uv, t, out: ops.bgr8_to_tensor(bgr, t, g, stream),
+                 "nv12_to_tensor": lambda bgr, y, uv, t, out: ops.nv12_to_tensor(y, uv, t, g, stream),
+                 "tensor_to_bgr8": lambda bgr, y, uv, t, out: ops.tensor_to_bgr8(t, g, bgr, out, 0.5, stream)}
+        rows += [_row(op, "cuda", name, size, _time_gpu(torch, rotating(frame_set, set_bytes, l2, fn), iters),
+                      bytes_moved(op, h, w, itemsize, scale), copy_gb_s, scale)
+                 for op, fn in cases.items() if scale == 1.0 or op in SCALED]
     return rows
 
 

@@ -450,3 +450,19 @@ def test_report_shows_tensorrt_gpu_stages_and_memory(tmp_path):
     assert "device 2.5 (GPU: h2d 0.3, run 1.6, d2h 0.3)" in row and " + GPU 51 |" in row
     cpu_row = next(line for line in text.splitlines() if "| onnxruntime |" in line)
     assert "GPU" not in cpu_row and cpu_row.count(" / ") >= 2
+
+
+def test_kernel_buffers_rotate_through_more_than_twice_the_l2():
+    """On an H200 (60 MB of L2) a 1080p frame's buffers stay cached between back-to-back calls; the benchmark
+    cycles through enough buffer sets that none is still there when its turn comes."""
+    from stylecam.benchmarks.kernels import rotating, sets_to_rotate
+
+    l2 = 60 << 20
+    for set_bytes in (6 << 20, 31 << 20, 128 << 20):
+        n = sets_to_rotate(set_bytes, l2)
+        assert n >= 2 and (n - 1) * set_bytes >= 2 * l2  # the others, between two turns of one, fill L2 twice
+    made, used = [], []
+    call = rotating(lambda: (made.append(len(made)) or len(made) - 1,), 25 << 20, l2, used.append)
+    for _ in range(12):
+        call()
+    assert len(made) == 6 and used == [0, 1, 2, 3, 4, 5] * 2  # each set again only after all the others
