@@ -466,3 +466,23 @@ def test_kernel_buffers_rotate_through_more_than_twice_the_l2():
     for _ in range(12):
         call()
     assert len(made) == 6 and used == [0, 1, 2, 3, 4, 5] * 2  # each set again only after all the others
+
+
+def test_the_gpu_check_runs_its_cpu_parts_here(tmp_path):
+    """scripts/gpu_checks.sh's end-to-end trip (stylecam.benchmarks.gpu_check): on a machine without the kernels the
+    same stages run through the host twins, into the same JSON, and the frame agrees with the Stylizer's."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "stylecam.benchmarks.gpu_check", "--out", str(tmp_path), "--iters", "2",
+                        "--sizes", "64x96"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    record = json.loads(next((tmp_path / "gpu_check").glob("*.json")).read_text())
+    trip = record["fused_trip"][0]
+    assert trip["size"] == [64, 96] and set(trip["ms"]) == {"h2d", "pre", "network", "post", "d2h", "total"}
+    assert trip["vs_host_path"]["max_lsb"] <= 2 and trip["fps"] > 0 and record["kernels"]
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_checks.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0 and "gpu_check" in script.read_text()
