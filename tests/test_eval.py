@@ -62,12 +62,16 @@ def test_kid_is_zero_for_the_same_distribution_and_grows_with_a_shift():
 def test_cli_eval_writes_a_contact_sheet(tmp_path):
     shared("content")  # skips without the shared data
     sheet = tmp_path / "sheet.png"
+    plot = tmp_path / "tradeoff.png"
     r = subprocess.run([sys.executable, "-m", "stylecam.cli", "eval", "candy", "wave", "--count", "2", "--size",
-                        "128x96", "--sheet", str(sheet)], capture_output=True, text=True)
+                        "128x96", "--sheet", str(sheet), "--plot", str(plot)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "candy" in r.stdout and "style ratio" in r.stdout
     img = cv2.imread(str(sheet))
-    assert img.shape[:2] == (2 * 160, 3 * round(128 * 160 / 96))  # rows: photos; columns: photo + 2 styles
+    assert img.shape[0] == 3 * 160 and img.shape[1] % 3 == 0  # rows: the paintings, then photos; 3 columns
+    assert img.shape[1] // 3 >= round(128 * 160 / 96)
+    assert img[:160, : img.shape[1] // 3].mean() < 10 and img[:160, img.shape[1] // 3:].std() > 10  # paintings
+    assert cv2.imread(str(plot)).shape[:2] == (550, 770)  # 7x5 inches at 110 dpi
 
 
 def test_eval_write_manifest_keeps_the_flicker_numbers(candy_copy):

@@ -561,7 +561,8 @@ def cmd_eval(args) -> None:
         return cmd_eval_video(args)
     _needs_train_extra("eval")
     from stylecam.export.precision import images, shared_content
-    from stylecam.train.metrics import Evaluator, contact_sheet, frame_photos
+    from stylecam.train.metrics import Evaluator, contact_sheet, frame_photos, tradeoff_plot
+    from stylecam.train.data import read_rgb
 
     from .bundle import write_manifest
 
@@ -575,7 +576,7 @@ def cmd_eval(args) -> None:
     evaluator = Evaluator(photos, vgg=args.vgg)
     print(f"{'style':<16} {'arch':<9}{'style ratio':>12}{'content err':>12}{'edge band':>10}{'content':>12}"
           f"{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
-    columns, first_painting = {}, None
+    columns, paintings, points, first_painting = {}, {}, [], None
     for label, model in models:
         bundle = getattr(model, "bundle", None)
         if bundle:
@@ -588,7 +589,9 @@ def cmd_eval(args) -> None:
                 raise ValueError(f"{label}: a peer has no painting of its own; pass --style-image PAINTING "
                                  "(or name one of our styles before it to use that one's)")
         metrics, columns[label] = evaluator.evaluate(model, style_image)
+        paintings[label] = read_rgb(style_image, max_side=512)[:, :, ::-1]
         arch = bundle.manifest["architecture"]["name"] if bundle else "peer"
+        points.append({"label": label, "arch": arch, **metrics})
         print(f"{label:<16} {arch:<9}{metrics['style_ratio']:>12.3f}{metrics['content_error']:>12.3f}"
               f"{metrics['edge_band']:>10.1f}"
               f"{metrics['content_loss']:>12.4g}"
@@ -600,7 +603,9 @@ def cmd_eval(args) -> None:
                             "style_reference": Path(style_image).name}
             write_manifest(bundle.path, m)
     if args.sheet:
-        print(f"contact sheet: {contact_sheet(photos[: args.sheet_rows], columns, args.sheet)}")
+        print(f"contact sheet: {contact_sheet(photos[: args.sheet_rows], columns, args.sheet, paintings=paintings)}")
+    if args.plot:
+        print(f"trade-off plot: {tradeoff_plot(points, args.plot)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -724,6 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
     ev.add_argument("--sheet", help="write a contact sheet PNG (rows: photos, columns: styles)")
     ev.add_argument("--sheet-rows", type=int, default=4, help="photos on the contact sheet (default 4)")
+    ev.add_argument("--plot", help="write a PNG of style ratio against content error, one point per style, one "
+                    "colour per architecture (needs matplotlib: the bench extra)")
     ev.add_argument("--video", action="append", help="measure flicker (temporal warping error relative to the "
                     "input's) on this clip instead; repeatable; needs no torch")
     ev.add_argument("--frames", type=int, default=60, help="with --video: frames per clip (default 60)")
