@@ -239,6 +239,10 @@ def signed_input(model):
     model = onnx.ModelProto.FromString(model.SerializeToString())  # a copy
     g = model.graph
     x = g.input[0].name
+    reflect = next((n for n in g.node if n.op_type == "Pad" and n.input[0] == x and
+                    any(a.name == "mode" and a.s == b"reflect" for a in n.attribute)), None)
+    if reflect is not None:  # reflect padding in the graph: shift before it (reflection commutes with 2x − 1)
+        return _signed_before_reflect(model, reflect)
     stem = next(n for n in g.node if n.op_type == "Conv" and n.input[0] == x)
     if any(a.name == "auto_pad" and a.s not in (b"", b"NOTSET") for a in stem.attribute):
         raise ValueError("signed_input: the stem uses auto_pad; export with explicit pads")
@@ -268,6 +272,39 @@ def signed_input(model):
              helper.make_node("Pad", ["signed_input_unpadded", "signed_input_pads", "signed_input_minus_one"],
                               ["signed_input"], mode="constant", name=SIGNED_INPUT_NODES[2])]
     stem.input[0] = "signed_input"
+    rest = list(g.node)
+    del g.node[:]
+    g.node.extend(nodes + rest)
+    return model
+
+
+def _signed_before_reflect(model, pad):
+    """``signed_input`` for a stem behind a reflect Pad (the InstanceNorm networks): Mul and Add go in front of
+    the Pad, whose mirrored pixels are then shifted too, and the stem's weights and bias change as above."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    stem = next(n for n in g.node if n.op_type == "Conv" and n.input[0] == pad.output[0])
+    if any(a.name == "pads" and any(a.ints) for a in stem.attribute):
+        raise ValueError("signed_input: a stem with both a reflect Pad and zero padding of its own")
+    inits = {t.name: t for t in g.initializer}
+    weight = numpy_helper.to_array(inits[stem.input[1]]).astype(np.float64)
+    bias = numpy_helper.to_array(inits[stem.input[2]]).astype(np.float64) if len(stem.input) > 2 else \
+        np.zeros(weight.shape[0])
+    inits[stem.input[1]].CopyFrom(numpy_helper.from_array((weight / 2).astype(np.float32), stem.input[1]))
+    new_bias = (bias + weight.sum(axis=(1, 2, 3)) / 2).astype(np.float32)
+    if len(stem.input) > 2:
+        inits[stem.input[2]].CopyFrom(numpy_helper.from_array(new_bias, stem.input[2]))
+    else:
+        g.initializer.append(numpy_helper.from_array(new_bias, "signed_input_bias"))
+        stem.input.append("signed_input_bias")
+    g.initializer.extend([numpy_helper.from_array(np.array(2.0, np.float32), "signed_input_two"),
+                          numpy_helper.from_array(np.array(-1.0, np.float32), "signed_input_minus_one")])
+    x = pad.input[0]
+    nodes = [helper.make_node("Mul", [x, "signed_input_two"], ["signed_input_doubled"], name=SIGNED_INPUT_NODES[0]),
+             helper.make_node("Add", ["signed_input_doubled", "signed_input_minus_one"], ["signed_input"],
+                              name=SIGNED_INPUT_NODES[1])]
+    pad.input[0] = "signed_input"
     rest = list(g.node)
     del g.node[:]
     g.node.extend(nodes + rest)

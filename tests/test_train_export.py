@@ -86,3 +86,34 @@ def test_reexport_keeps_variants_only_while_model_onnx_is_unchanged(candy_copy):
     m = load_bundle(candy_copy).manifest
     assert list(m["variants"]) == ["fp32"] and not (candy_copy / "model.fp16.onnx").exists()
     assert "model.int8.onnx" not in m["files"]
+
+
+@pytest.mark.parametrize("arch", ["small_in", "nano_in"])
+def test_instance_norm_networks_export_and_keep_their_output_when_the_stem_is_fed_2x_minus_1(arch, tmp_path):
+    """The InstanceNorm family pads by reflection inside the graph (Pad before each Conv): the INT8 schemes' signed
+    stem moves 2x − 1 in front of the first Pad, and the network computes the same image; a flat frame gives a
+    flat output (reflect padding leaves no edge for InstanceNorm to amplify)."""
+    import io
+
+    import onnx
+    import onnxruntime as ort
+
+    from stylecam.export.precision import signed_input
+    from stylecam.train.models import build_generator
+
+    torch.manual_seed(0)
+    net = build_generator(arch).eval()
+    for m in net.modules():  # an untrained InstanceNorm has scale 1, shift 0: give it some of each
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    buf = io.BytesIO()
+    torch.onnx.export(net, (torch.rand(1, 3, 64, 64),), buf, dynamo=True, opset_version=18,
+                      dynamic_shapes=({2: torch.export.Dim("h"), 3: torch.export.Dim("w")},))
+    model = onnx.load_from_string(buf.getvalue())
+    assert model.graph.node[0].op_type == "Pad" and "InstanceNormalization" in {n.op_type for n in model.graph.node}
+    run = lambda m, x: ort.InferenceSession(m.SerializeToString()).run(None, {m.graph.input[0].name: x})[0]  # noqa
+    x = np.random.default_rng(0).random((1, 3, 72, 96), dtype=np.float32)
+    assert np.abs(run(signed_input(model), x) - run(model, x)).max() < 1e-4
+    flat = run(model, np.full((1, 3, 72, 96), 0.5, np.float32))
+    assert flat.std(axis=(2, 3)).max() < 1e-4
