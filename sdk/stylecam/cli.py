@@ -41,6 +41,21 @@ def cmd_backends(args) -> None:
     print(f"{'opencv':<12} {cv2_summary()}")
 
 
+def cmd_gst_path(args) -> None:
+    """Shell lines that let GStreamer find the stylecam element: eval "$(stylecam gst-path)"."""
+    import platform
+    import site
+
+    from .gst import PLUGIN_DIR
+
+    sites = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    print(f'export GST_PLUGIN_PATH="{PLUGIN_DIR}${{GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}}"')
+    print(f'export PYTHONPATH="{":".join(sites)}${{PYTHONPATH:+:$PYTHONPATH}}"')
+    print(f"# GStreamer's Python plugin loader (gstreamer1.0-python3-plugin-loader) runs the system's Python, which "
+          f"must be {platform.python_version_tuple()[0]}.{platform.python_version_tuple()[1]} like this one: "
+          "gst-inspect-1.0 stylecam checks")
+
+
 def cv2_summary() -> str:
     """OpenCV's version and what it can capture from and show, with the fix for what a user will miss."""
     import cv2
@@ -616,6 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("styles", help="list the bundled styles").set_defaults(func=cmd_styles)
     sub.add_parser("backends", help="which inference backends run here, and why not").set_defaults(
         func=cmd_backends)
+    sub.add_parser("gst-path", help="print the shell lines that let GStreamer find the stylecam element "
+                   "(eval \"$(stylecam gst-path)\")").set_defaults(func=cmd_gst_path)
 
     run = sub.add_parser("run", help="stylize a video file, folder or camera into a file and/or a window")
     run.add_argument("--input", help="video file, image or image folder, camera index, URL, or 'demo' (the "
