@@ -248,7 +248,7 @@ def test_nvidia_smi_is_asked_for_the_fields_it_is_parsed_for(tmp_path, monkeypat
     from stylecam.export import engine
 
     smi = tmp_path / "nvidia-smi"  # a stand-in on PATH (no GPU here) that answers the query it is given
-    smi.write_text('#!/bin/sh\ncase "$1" in\n  --query-gpu=name,compute_cap) echo "NVIDIA H100 80GB HBM3, 9.0";;\n'
+    smi.write_text('#!/bin/sh\n[ "$1" = -i ] && shift 2  # one GPU asked for by index\ncase "$1" in\n  --query-gpu=name,compute_cap) echo "NVIDIA H100 80GB HBM3, 9.0";;\n'
                    '  --query-gpu=driver_version,clocks.sm,*) [ "$2" = --format=csv,noheader,nounits ] && '
                    'echo "580.95.05, 1755, 1980, 2619, 2619, 700.00, P0";;\nesac\n')
     smi.chmod(0o755)
