@@ -30,6 +30,7 @@ class GeneratorConfig:
     blocks: int
     stride: int = 4
     margin: int = 16  # reflect-padded around the frame by pre-processing, cropped by post-processing
+    edge_kernel: int = 3  # the InstanceNorm family's stem and head kernel
 
     def contract(self) -> dict:
         return {**INPUT_CONTRACT, "stride": self.stride, "margin": self.margin}
@@ -79,39 +80,6 @@ class CompactGenerator(nn.Module):
         return self.net(x)
 
 
-class ResidualIN(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c, affine=True), nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c, affine=True))
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-def conv_in(cin, cout, k, s=1, up=False, act=True) -> nn.Sequential:
-    layers = [Upsample()] if up else []
-    layers += [nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, s)]
-    if act:
-        layers += [nn.InstanceNorm2d(cout, affine=True), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
-
-
-class JohnsonGenerator(nn.Module):
-    def __init__(self, cfg: GeneratorConfig):
-        super().__init__()
-        c1, c2, c3 = cfg.widths
-        self.cfg = cfg
-        self.net = nn.Sequential(
-            conv_in(3, c1, 9), conv_in(c1, c2, 3, 2), conv_in(c2, c3, 3, 2),
-            *[ResidualIN(c3) for _ in range(cfg.blocks)],
-            conv_in(c3, c2, 3, up=True), conv_in(c2, c1, 3, up=True), conv_in(c1, 3, 9, act=False))
-
-    def forward(self, x):
-        return self.net(x)
-
-
 def conv_norm(cin, cout, k, s=1, up=False, act=True) -> nn.Sequential:
     """[nearest ×2] → k×k convolution (reflect padding) → InstanceNorm → ReLU."""
     layers = [Upsample()] if up else []
@@ -131,26 +99,27 @@ class ResidualNorm(nn.Module):
 
 
 class InstanceNormGenerator(nn.Module):
-    """Johnson's layout at a fraction of its MACs: 5×5 stem, two stride-2 3×3 convolutions, full 3×3 residual
-    blocks at 1/4 resolution, two resize-convolutions, 5×5 head."""
+    """Johnson et al.'s layout: a k×k stem, two stride-2 3×3 convolutions, full 3×3 residual blocks at 1/4
+    resolution, two resize-convolutions, a k×k head (k = ``edge_kernel``: 9 in Johnson's, 5 in the compact ones)."""
 
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         c1, c2, c3 = cfg.widths
+        k = cfg.edge_kernel
         self.cfg = cfg
         self.net = nn.Sequential(
-            conv_norm(3, c1, 5), conv_norm(c1, c2, 3, 2), conv_norm(c2, c3, 3, 2),
+            conv_norm(3, c1, k), conv_norm(c1, c2, 3, 2), conv_norm(c2, c3, 3, 2),
             *[ResidualNorm(c3) for _ in range(cfg.blocks)],
-            conv_norm(c3, c2, 3, up=True), conv_norm(c2, c1, 3, up=True), conv_norm(c1, 3, 5, act=False))
+            conv_norm(c3, c2, 3, up=True), conv_norm(c2, c1, 3, up=True), conv_norm(c1, 3, k, act=False))
 
     def forward(self, x):
         return self.net(x)
 
 
 _REGISTRY: dict[str, tuple[type[nn.Module], GeneratorConfig]] = {
-    "johnson": (JohnsonGenerator, GeneratorConfig("johnson", (32, 64, 128), 5, margin=0)),
-    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5, margin=0)),
-    "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4, margin=0)),
+    "johnson": (InstanceNormGenerator, GeneratorConfig("johnson", (32, 64, 128), 5, margin=0, edge_kernel=9)),
+    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5, margin=0, edge_kernel=5)),
+    "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4, margin=0, edge_kernel=5)),
     "small": (CompactGenerator, GeneratorConfig("small", (32, 64, 128), 5)),
     "tiny": (CompactGenerator, GeneratorConfig("tiny", (24, 48, 96), 4)),
     "nano": (CompactGenerator, GeneratorConfig("nano", (16, 32, 64), 3)),
