@@ -271,3 +271,59 @@ def test_style_switches_do_not_keep_replaced_sessions_alive(stylizer, monkeypatc
         probe_tensorrt.cache_clear()
         unavailable_reason.cache_clear()
     assert after - before <= 1, f"{after - before} sessions kept alive by 20 switches"
+
+
+def _chrome():
+    """Headless Chromium through its WebDriver, or a skip that says what to install."""
+    import os
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (the test extra has it)")
+    binary = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    driver = shutil.which("chromedriver")
+    if not (binary and driver):
+        pytest.skip("needs Chromium and its driver: apt install chromium chromium-driver")
+    os.environ.setdefault("SE_OFFLINE", "true")  # never download a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+
+
+def test_the_page_controls_work_in_a_real_browser_and_another_site_cannot_use_them(server, stylizer, tmp_path):
+    """Headless Chromium opens the served page and clicks its buttons; then a page from another origin (another
+    port) tries a form post and a fetch to /control, as a hostile site would: nothing changes."""
+    import functools
+    import http.server
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    stop = threading.Event()
+    feeder = threading.Thread(target=_writer, args=(server, stop))
+    feeder.start()
+    (tmp_path / "evil.html").write_text(
+        f'<form id="f" method="POST" action="http://127.0.0.1:{server.port}/control">'
+        '<input name="cmd" value="strength=0.1"></form><script>'
+        f'fetch("http://127.0.0.1:{server.port}/control", {{method: "POST", mode: "no-cors", '
+        'headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "cmd=quit"});'
+        'setTimeout(() => document.getElementById("f").submit(), 300);</script>')
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    browser = _chrome()
+    try:
+        browser.set_page_load_timeout(30)
+        browser.get(server.url.replace("127.0.0.1", "localhost"))  # the page as a user opens it
+        browser.find_element(By.XPATH, "//button[contains(., 'strength') and contains(., '−')]").click()
+        WebDriverWait(browser, 10).until(lambda b: "strength" in b.find_element(By.ID, "s").text)
+        assert stylizer.strength == 0.9
+        browser.get(f"http://127.0.0.1:{evil.server_address[1]}/evil.html")  # another site
+        time.sleep(2)
+        assert stylizer.strength == 0.9 and not server.controls.quit_requested and still_serving(server)
+    finally:
+        browser.quit()
+        evil.shutdown()
+        stop.set()
+        feeder.join()
