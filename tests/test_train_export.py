@@ -117,3 +117,16 @@ def test_instance_norm_networks_export_and_keep_their_output_when_the_stem_is_fe
     assert np.abs(run(signed_input(model), x) - run(model, x)).max() < 1e-4
     flat = run(model, np.full((1, 3, 72, 96), 0.5, np.float32))
     assert flat.std(axis=(2, 3)).max() < 1e-4
+
+
+def test_an_instance_norm_bundle_stylizes_frames_down_to_one_pixel(content, tmp_path):
+    """Reflect padding needs two pixels at 1/4 resolution: the contract's stride 8 pads any frame to that."""
+    from stylecam.export.onnx_export import export_bundle
+
+    out = tmp_path / "in"
+    train(tiny(content, out, 1, arch="nano_in"), progress=False)
+    export_bundle(out)
+    s = Stylizer(out, backend="onnxruntime", variant="fp32")
+    assert s.bundle.stride == 8
+    for h, w in ((1, 1), (3, 5), (9, 13), (64, 40)):
+        assert s.stylize(np.full((h, w, 3), 90, np.uint8)).shape == (h, w, 3)

@@ -5,7 +5,9 @@
 a 5×5 stem and head, reflect padding in every convolution) at lower width. InstanceNorm stays a native op in ONNX
 Runtime and TensorRT (FP16 between INT8 convolutions). Reflect padding, not zeros: a stride-2 convolution pads
 only its left and top edges, so with zeros a network sees where those edges are and paints them differently
-(a band 70-114 grey levels off at the left of candy's and of a zero-padded small_in's frames).
+(a band 70-114 grey levels off at the left of candy's and of a zero-padded small_in's frames). Their input stride
+is 8, not the 4 their two downsamplings need: reflect padding needs 2 pixels at 1/4 resolution, so a frame is
+padded to at least 8×8 (a 1×1 frame works).
 ``small``/``tiny``/``nano`` are the earlier compact networks designed for TensorRT and INT8: strided 3×3 stems instead of
 full-resolution 9×9 convolutions, zero padding inside with one reflect margin around the input (cropped
 after: the edge artifacts of zero padding land in the margin; per-layer reflect/replicate padding doubled CPU
@@ -117,9 +119,9 @@ class InstanceNormGenerator(nn.Module):
 
 
 _REGISTRY: dict[str, tuple[type[nn.Module], GeneratorConfig]] = {
-    "johnson": (InstanceNormGenerator, GeneratorConfig("johnson", (32, 64, 128), 5, margin=0, edge_kernel=9)),
-    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5, margin=0, edge_kernel=5)),
-    "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4, margin=0, edge_kernel=5)),
+    "johnson": (InstanceNormGenerator, GeneratorConfig("johnson", (32, 64, 128), 5, 8, margin=0, edge_kernel=9)),
+    "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5, 8, margin=0, edge_kernel=5)),
+    "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4, 8, margin=0, edge_kernel=5)),
     "small": (CompactGenerator, GeneratorConfig("small", (32, 64, 128), 5)),
     "tiny": (CompactGenerator, GeneratorConfig("tiny", (24, 48, 96), 4)),
     "nano": (CompactGenerator, GeneratorConfig("nano", (16, 32, 64), 3)),
