@@ -113,7 +113,8 @@ def run(sizes, style: str, out: Path | None = None, iters: int = 30) -> Path:
     record = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": device,
               "kernels_on": ops.backend().name, "kernels_why": ops.backend().reason,
               "fused_trip": [fused_trip(style, size, iters) for size in sizes],
-              "kernels": [row for size in sizes for row in (kernels.gpu_rows(size) if gpu else kernels.cpu_rows(size, 3))]}
+              "kernels": [row for size in sizes
+                          for row in (kernels.gpu_rows(size) if gpu else kernels.cpu_rows(size, 3))]}
     folder = (out or results.RESULTS_DIR / results.device_slug(device)) / "gpu_check"
     path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

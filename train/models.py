@@ -8,8 +8,8 @@ only its left and top edges, so with zeros a network sees where those edges are 
 (a band 70-114 grey levels off at the left of candy's and of a zero-padded small_in's frames). Their input stride
 is 8, not the 4 their two downsamplings need: reflect padding needs 2 pixels at 1/4 resolution, so a frame is
 padded to at least 8×8 (a 1×1 frame works).
-``small``/``tiny``/``nano`` are the earlier compact networks designed for TensorRT and INT8: strided 3×3 stems instead of
-full-resolution 9×9 convolutions, zero padding inside with one reflect margin around the input (cropped
+``small``/``tiny``/``nano`` are the earlier compact networks designed for TensorRT and INT8: strided 3×3 stems
+instead of full-resolution 9×9 convolutions, zero padding inside with one reflect margin around the input (cropped
 after: the edge artifacts of zero padding land in the margin; per-layer reflect/replicate padding doubled CPU
 latency), depthwise-separable residual blocks at 1/4 resolution, BatchNorm that folds
 into the convolutions at export, and nearest-upsample + depthwise-separable convolution (no checkerboard).

@@ -144,7 +144,8 @@ def check_manifest(manifest: dict, where: Path) -> None:
             raise bad(key, {str: "a non-empty string", dict: "an object"}[kind], manifest[key])
     inp = manifest["input"]
     if not whole(inp.get("stride")) or inp["stride"] < 1:
-        raise bad("input.stride", "a whole number of at least 1 (the network's downsampling, e.g. 4)", inp.get("stride"))
+        raise bad("input.stride", "a whole number of at least 1 (the network's downsampling, e.g. 4)",
+                  inp.get("stride"))
     if not whole(inp.get("margin", 0)) or inp.get("margin", 0) < 0:
         raise bad("input.margin", "a whole number of at least 0 (pixels reflect-padded around the frame)",
                   inp.get("margin"))
