@@ -27,8 +27,11 @@ def cmd_styles(args) -> None:
     title_w = max((len(b.manifest.get("title", "")) for b in bundles.values()), default=0)
     for name, bundle in bundles.items():
         m, arch = bundle.manifest, bundle.manifest.get("architecture", {})
-        print(f"{name:<{name_w}}  {m.get('title', ''):<{title_w}}  {arch.get('name', '?'):<6} "
-              f"{arch.get('params', 0) / 1e3:5.0f}K params  variants: {', '.join(bundle.variants)}")
+        q = m.get("metrics", {})
+        quality = (f"style ratio {q['style_ratio']:.2f}, content error {q['content_error']:.2f}  "
+                   if "style_ratio" in q else "")
+        print(f"{name:<{name_w}}  {m.get('title', ''):<{title_w}}  {arch.get('name', '?'):<8} "
+              f"{arch.get('params', 0) / 1e3:5.0f}K params  {quality}variants: {', '.join(bundle.variants)}")
 
 
 def cmd_backends(args) -> None:
