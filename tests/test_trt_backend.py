@@ -247,3 +247,15 @@ def test_the_double_covers_nine_tenths_of_the_backend(tmp_path):
     report = subprocess.run([sys.executable, "-m", "coverage", "report", f"--data-file={data}", "--format=total"],
                             check=True, capture_output=True, text=True).stdout
     assert int(report.strip()) >= 90, f"{report.strip()} % of backends/trt.py"
+
+
+def test_engine_benchmark_times_the_start_to_the_first_frame(double):
+    """bench engines' load time covers deserialization, the execution context and the first inference."""
+    from stylecam.benchmarks.engines import bench_engine
+
+    row = bench_engine(stylecam.load_bundle(stylecam.styles.STYLES_DIR / "candy_nano"), "fp32", ((32, 32), (64, 64)))
+    assert row["load_s"] is not None and row["load_s"] > 0 and row["load_note"] is None
+    names = double.rec.names()
+    start = names.index("deserialize_cuda_engine")
+    assert names.index("create_execution_context", start) < names.index("execute_async_v3", start)
+    assert double.cuda.live() == [] and double.rec.errors == []
