@@ -93,8 +93,8 @@ Gst.init(None)
 import numpy as np
 caps = "video/x-raw,format=BGR,width=64,height=48,framerate=30/1"
 
-def run(element, change=None, n=12):
-    p = Gst.parse_launch(f"videotestsrc num-buffers={n} ! {caps} ! {element} ! appsink name=out sync=false max-buffers=1")
+def run(element_desc, change=None, n=12):
+    p = Gst.parse_launch(f"videotestsrc num-buffers={n} ! {caps} ! {element_desc} ! appsink name=out sync=false max-buffers=1")
     sink, frames = p.get_by_name("out"), []
     started = p.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
     while started:
@@ -115,6 +115,8 @@ def run(element, change=None, n=12):
     while (msg := bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.WARNING)) is not None:
         messages.append(msg.parse_error()[0].message if msg.type == Gst.MessageType.ERROR
                         else "warning: " + msg.parse_warning()[0].message)
+    element = p.get_by_name("s") if "stylecam" in element_desc else None
+    run.variant = element.stylizer.info()["variant"] if element is not None and element.stylizer else None
     p.set_state(Gst.State.NULL)
     return frames, messages, latency
 
@@ -129,6 +131,10 @@ if mode == "change":
 elif mode == "bad-start":
     frames, msgs, _ = run("stylecam name=s style=nosuchstyle")
     print("FRAMES", len(frames), "MSGS", msgs)
+elif mode == "variant":
+    import time
+    frames, msgs, _ = run("stylecam name=s style=candy_nano variant=int8-cpu", change=(3, "variant", "fp32"), n=60)
+    print("FRAMES", len(frames), "MSGS", msgs, "VARIANT", run.variant)
 elif mode == "bad-switch":
     frames, msgs, _ = run("stylecam name=s style=candy_nano", change=(3, "style", "nosuchstyle"), n=40)
     print("FRAMES", len(frames), "MSGS", msgs)
@@ -160,3 +166,8 @@ def test_an_unknown_style_is_an_error_on_the_bus_at_start_and_a_warning_later(tm
     out = program(tmp_path, "bad-switch")
     assert "FRAMES 40" in out  # the stream went on with the current style
     assert "warning: stylecam: could not switch to style 'nosuchstyle'" in out
+
+
+def test_the_backend_variant_changes_while_playing_without_a_gap(tmp_path):
+    out = program(tmp_path, "variant")
+    assert "FRAMES 60 MSGS []" in out and "VARIANT fp32" in out  # the new network swapped in, no frame lost

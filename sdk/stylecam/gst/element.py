@@ -4,7 +4,8 @@
 
 Caps: ``video/x-raw`` in BGR, BGRx, RGB or RGBx, any size and frame rate; the output keeps the input's caps and
 timestamps (the frame is rewritten in place). Properties change while the pipeline plays: a new style or mix loads
-in the background and is swapped in when ready, so the stream never stalls. The latency reported to the pipeline
+in the background and is swapped in when ready, and so does another backend or variant, so the stream never
+stalls. The latency reported to the pipeline
 is the measured stylize time. A style that cannot load at start is an error on the bus; one asked for later is a
 warning, and the current style stays.
 """
@@ -39,8 +40,8 @@ class StylecamFilter(GstBase.BaseTransform):
                   "compute)", 0.1, 2.0, 1.0, RW),
         "smoothing": (float, "smoothing", "blend with the flow-warped previous output against flicker", 0.0, 0.95,
                       0.0, RW),
-        "backend": (str, "backend", "auto, onnxruntime, tensorrt or torch (read at start)", "auto", RW),
-        "variant": (str, "variant", "auto, fp32, fp16, int8 or int8-cpu (read at start)", "auto", RW),
+        "backend": (str, "backend", "auto, onnxruntime, tensorrt or torch", "auto", RW),
+        "variant": (str, "variant", "auto, fp32, fp16, int8 or int8-cpu", "auto", RW),
         "mix": (str, "mix", "a second style blended in ('' for none)", "", RW),
         "mix-amount": (float, "mix amount", "share of the mix style, 0..1", 0.0, 1.0, 0.5, RW),
     }
@@ -53,6 +54,7 @@ class StylecamFilter(GstBase.BaseTransform):
         self.props_ = {"style": "candy", "strength": 1.0, "scale": 1.0, "smoothing": 0.0, "backend": "auto",
                        "variant": "auto", "mix": "", "mix-amount": 0.5}
         self.stylizer = None
+        self._swapping = threading.Lock()  # a frame and a swap of the whole stylizer take turns
         self.info = None
         self.stylize_ns = 0  # the median stylize time, reported as latency
 
@@ -68,6 +70,8 @@ class StylecamFilter(GstBase.BaseTransform):
             threading.Thread(target=self._switch, args=(value,), name="stylecam-gst-style").start()
         elif prop.name in ("mix", "mix-amount"):
             threading.Thread(target=self._mix, name="stylecam-gst-mix").start()
+        elif prop.name in ("backend", "variant"):
+            threading.Thread(target=self._restart, name="stylecam-gst-backend").start()
         elif prop.name in ("strength", "scale", "smoothing"):
             setattr(self.stylizer, prop.name, value)
 
@@ -83,18 +87,33 @@ class StylecamFilter(GstBase.BaseTransform):
         except Exception as e:  # noqa: BLE001
             self._warn(f"stylecam: could not mix in {self.props_['mix']!r} ({e})")
 
+    def _restart(self) -> None:
+        """Another backend or variant: a new stylizer made beside the running one, then swapped in."""
+        try:
+            new = self._new_stylizer()
+        except Exception as e:  # noqa: BLE001
+            return self._warn(f"stylecam: could not switch to backend {self.props_['backend']!r}, variant "
+                              f"{self.props_['variant']!r} ({e}); keeping {self.stylizer.info()['backend']}")
+        with self._swapping:
+            old, self.stylizer = self.stylizer, new
+        old.close()
+
+    def _new_stylizer(self):
+        from stylecam.stylizer import Stylizer
+
+        p = self.props_
+        style = self.stylizer.style if self.stylizer is not None else p["style"]
+        return Stylizer(style, backend=p["backend"], variant=p["variant"], strength=p["strength"], scale=p["scale"],
+                        smoothing=p["smoothing"], mix=(p["mix"], p["mix-amount"]) if p["mix"] else None)
+
     def _warn(self, message: str) -> None:
         self.post_message(Gst.Message.new_warning(self, GLib.Error(message), message))
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     def do_start(self):
-        from stylecam.stylizer import Stylizer
-
         p = self.props_
         try:
-            self.stylizer = Stylizer(p["style"], backend=p["backend"], variant=p["variant"], strength=p["strength"],
-                                     scale=p["scale"], smoothing=p["smoothing"],
-                                     mix=(p["mix"], p["mix-amount"]) if p["mix"] else None)
+            self.stylizer = self._new_stylizer()
         except Exception as e:  # noqa: BLE001 - any load failure is the pipeline's error, with its reason
             message = f"stylecam: cannot start with style {p['style']!r}: {e}"
             self.post_message(Gst.Message.new_error(self, GLib.Error(message), message))
@@ -135,7 +154,8 @@ class StylecamFilter(GstBase.BaseTransform):
         frame = np.lib.stride_tricks.as_strided(data, (h, w, channels), (stride, channels, 1))
         t = Gst.util_get_timestamp()
         try:
-            out = self.stylizer.stylize(np.ascontiguousarray(frame[:, :, order]))
+            with self._swapping:
+                out = self.stylizer.stylize(np.ascontiguousarray(frame[:, :, order]))
         except Exception as e:  # noqa: BLE001 - the pipeline's error, not a crash of its process
             message = f"stylecam: stylizing a {w}x{h} {info.finfo.name} frame failed: {e}"
             self.post_message(Gst.Message.new_error(self, GLib.Error(message), message))
