@@ -70,6 +70,7 @@ class TensorRTBackend:
         self.cuda_context = None
         self._allocations: list = []  # device and pinned host memory, freed by close()
         self._runtime_cache = None  # TensorRT-RTX: (cache, file), saved after the first run and at close
+        self._cache_saved = False
 
     def load(self, bundle: Bundle, variant: str = "fp16", device: str = "auto") -> None:
         import pycuda.driver as cuda
@@ -190,7 +191,7 @@ class TensorRTBackend:
         e = self.events
         self.last_stages_ms = {"h2d": e[1].time_since(e[0]), "gpu": e[2].time_since(e[1]),
                                "d2h": e[3].time_since(e[2])}
-        if self._runtime_cache is not None and not getattr(self, "_cache_saved", False):
+        if self._runtime_cache is not None and not self._cache_saved:
             self._save_runtime_cache()
             self._cache_saved = True
 
