@@ -20,20 +20,24 @@ def test_without_opencv_the_import_says_how_to_get_it():
 def test_auto_says_why_a_gpu_it_finds_goes_unused(monkeypatch, caplog):
     import logging
 
-    from stylecam import backends
+    from stylecam import backends, load_bundle
     from stylecam.export import engine
+    from stylecam.styles import STYLES_DIR
+
+    bundle = load_bundle(STYLES_DIR / "candy_nano")
+    auto = lambda: backends.open_backend("auto", bundle, threads=1)  # noqa: E731
 
     if backends.available()["tensorrt"]["ok"]:
         pytest.skip("TensorRT runs here: auto takes the GPU")
     caplog.set_level(logging.WARNING, logger="stylecam")
     monkeypatch.setattr(engine, "local_gpu", lambda: None)  # no GPU: nothing to say
-    assert backends.create("auto").name == "onnxruntime" and not caplog.records
+    assert auto().name == "onnxruntime" and not caplog.records
     monkeypatch.setattr(engine, "local_gpu", lambda: {"name": "NVIDIA Orin", "compute_capability": "8.7"})
     monkeypatch.setattr(backends, "_warned", set())
-    assert backends.create("auto").name == "onnxruntime"  # a GPU it cannot use: the reason, and the fallback
+    assert auto().name == "onnxruntime"  # a GPU it cannot use: the reason, and the fallback
     why = backends.available()["tensorrt"]["why"]
     assert len(caplog.records) == 1 and f"NVIDIA Orin found, but the tensorrt backend cannot run: {why}" in caplog.text
-    backends.create("auto")  # the next backend (a style switch): said once is enough
+    auto()  # the next backend (a style switch): said once is enough
     assert len(caplog.records) == 1
 
 

@@ -73,16 +73,8 @@ def _warn_if_a_gpu_idles(why: str) -> None:
         log.warning("%s found, but the tensorrt backend cannot run: %s; running on the CPU instead", gpu["name"], why)
 
 
-def create(name: str = "auto", **options) -> Backend:
-    """A backend instance; ``auto`` picks the first that can run here."""
-    if name == "auto":
-        for candidate in AUTO_ORDER:
-            why = _module(candidate).unavailable_reason()
-            if why is None:
-                return _module(candidate).create(**options)
-            if candidate == "tensorrt":
-                _warn_if_a_gpu_idles(why)
-        raise BackendUnavailable(f"no backend can run here: {available()}")
+def create(name: str, **options) -> Backend:
+    """An instance of the backend ``name`` (``open_backend`` resolves ``auto``), or why it cannot run here."""
     mod = _module(name)
     why = mod.unavailable_reason()
     if why:
