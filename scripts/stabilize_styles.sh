@@ -6,7 +6,7 @@
 # each shipped manifest's recipe: 256 px (the H100 size) for candy, mosaic and the_scream, which kept more of their
 # style that way (the_scream lost it at 192 px, with or without the temporal loss); 192 px for starry_night, udnie
 # and wave. Temporal weight 5e6, but 1.5e7 for the_scream, 6e7 for udnie and 1e7 (style weight 1.2) for wave,
-# which 5e6 steadied by only 16-35 % (README, Video stability).
+# which 5e6 steadied by only 16-35 % (docs/video-stability.md).
 # BatchNorm statistics stay frozen (the --init default); then: stylecam export OUT/S --precision fp16,int8,int8-cpu.
 set -eu
 content=$1 styles=$2 out=$3

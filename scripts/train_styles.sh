@@ -3,7 +3,7 @@
 # usage: scripts/train_styles.sh CONTENT_DIR STYLES_DIR OUT_DIR [STEPS] [extra stylecam-train flags...]
 # Each bundle is written at every checkpoint, so a run cut short by $TRAIN_TIMEOUT still leaves a usable one
 # (its manifest says how many steps it got); rerun with --resume to continue.
-# Video stability: the shipped styles then got scripts/stabilize_styles.sh (phase 4, README); or add
+# Video stability: the shipped styles then got scripts/stabilize_styles.sh (docs/video-stability.md); or add
 # --temporal-weight 5e6 here to train it in from the start (not measured at this recipe).
 set -u
 content=$1 styles=$2 out=$3 steps=${4:-6000}
