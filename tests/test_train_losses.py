@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import shared, tiny  # noqa: E402
 from stylecam import load_bundle  # noqa: E402
+from stylecam.styles import resolve  # noqa: E402
 from stylecam.train import adversarial  # noqa: E402
 from stylecam.train.losses import temporal_loss  # noqa: E402
 from stylecam.train.trainer import train  # noqa: E402
@@ -129,6 +130,12 @@ def test_fine_tune_starts_from_a_bundled_style_by_name(content, tmp_path):
     assert m["architecture"]["name"] == "small" and m["training"]["recipe"]["init"] == "candy"
     first = read_log(out)[0]
     assert first["step"] == 1 and first["style"] > 0
+    # the history goes with it: candy's own phases, then this run
+    phases, candy = m["training"]["phases"], resolve("candy").manifest["training"]["phases"]
+    assert phases[:-1] == candy and phases[-1]["from"] == "candy" and phases[-1]["steps"] == 2
+    again = tmp_path / "again"  # a fine-tune of the fine-tune adds one more
+    quiet_train(tiny(content, again, 1, init=str(out)))
+    assert load_bundle(again).manifest["training"]["phases"][:-1] == phases
 
 
 def test_fine_tuning_records_the_network_it_keeps_and_refuses_another(content, tmp_path):

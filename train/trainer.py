@@ -142,16 +142,34 @@ def write_bundle(cfg: TrainConfig, model, step: int, hardware: str, seconds: flo
     for key in ("style", "content", "init", "teacher"):
         if recipe.get(key):
             recipe[key] = Path(recipe[key]).name
+    training = {"recipe": recipe, "steps_done": step, "hardware": hardware, "seconds": round(seconds, 1),
+                "final_losses": last, **(extra or {})}
+    if cfg.init:
+        training["phases"] = training_phases(resolve(cfg.init).manifest) + [_phase(training)]
     write_manifest(out, {
         "name": name,
         "title": cfg.title or name.replace("_", " ").title(),
         "architecture": describe(model),
         "input": model.cfg.contract(),
-        "training": {"recipe": recipe, "steps_done": step, "hardware": hardware,
-                     "seconds": round(seconds, 1), "final_losses": last, **(extra or {})},
+        "training": training,
         "style_image": {"file": Path(cfg.style).name, "licence": cfg.style_licence},
         "metrics": {},
     }, files=["weights.safetensors", "style.jpg"])
+
+
+def training_phases(manifest: dict) -> list[dict]:
+    """How a bundle was trained, one entry per run: a fine-tune (--init) inherits its starting bundle's phases,
+    so a shipped style's manifest tells its whole history."""
+    training = manifest.get("training", {})
+    return list(training.get("phases") or ([_phase(training)] if training.get("recipe") else []))
+
+
+def _phase(training: dict) -> dict:
+    r = training["recipe"]
+    w = r.get("weights", {})
+    return {"steps": training.get("steps_done"), "from": r.get("init") or "scratch", "style_weight": w.get("style"),
+            "temporal_weight": w.get("temporal"), "lr": r.get("lr"), "batch": r.get("batch"), "size": r.get("size"),
+            "hardware": training.get("hardware"), "seconds": training.get("seconds")}
 
 
 def write_samples(path: Path, model, photos: torch.Tensor) -> None:
