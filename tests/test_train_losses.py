@@ -141,10 +141,10 @@ def test_fine_tune_starts_from_a_bundled_style_by_name(content, tmp_path):
 def test_fine_tuning_records_the_network_it_keeps_and_refuses_another(content, tmp_path):
     from stylecam.train.trainer import TrainConfig
 
-    assert tiny(content, tmp_path / "a", 2, init="candy_nano").arch == "nano"  # not the "small" default
-    with pytest.raises(ValueError, match="--arch tiny does not match --init candy_nano, a nano network"):
-        tiny(content, tmp_path / "b", 2, init="candy_nano", arch="tiny")
-    assert TrainConfig(style="s.jpg", content="c", out="o").arch == "small"
+    assert tiny(content, tmp_path / "a", 2, init="candy_nano").arch == "nano"  # not the "small_in" default
+    with pytest.raises(ValueError, match="--arch small does not match --init candy_nano, a nano network"):
+        tiny(content, tmp_path / "b", 2, init="candy_nano", arch="small")
+    assert TrainConfig(style="s.jpg", content="c", out="o").arch == "small_in"
 
 
 def test_fine_tuning_keeps_the_batchnorm_statistics_unless_told_not_to(content, tmp_path):

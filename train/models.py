@@ -10,7 +10,7 @@ is 8, not the 4 their two downsamplings need: reflect padding needs 2 pixels at 
 padded to at least 8×8 (a 1×1 frame works). And a 16 px reflect margin around the frame: padding by reflection
 in every layer is not the mirrored frame a larger picture would give, and the border strips of wave at 2,750
 steps were 20 grey levels from the same pixels inside a larger frame with no margin, 8.5 with 16 px, 7.5 with 32.
-``small``/``tiny``/``nano`` are the earlier compact networks designed for TensorRT and INT8: strided 3×3 stems
+``small``/``nano`` are the earlier compact networks designed for TensorRT and INT8: strided 3×3 stems
 instead of full-resolution 9×9 convolutions, zero padding inside with one reflect margin around the input (cropped
 after: the edge artifacts of zero padding land in the margin; per-layer reflect/replicate padding doubled CPU
 latency), depthwise-separable residual blocks at 1/4 resolution, BatchNorm that folds
@@ -125,7 +125,6 @@ _REGISTRY: dict[str, tuple[type[nn.Module], GeneratorConfig]] = {
     "small_in": (InstanceNormGenerator, GeneratorConfig("small_in", (16, 32, 48), 5, 8, margin=16, edge_kernel=5)),
     "nano_in": (InstanceNormGenerator, GeneratorConfig("nano_in", (8, 16, 32), 4, 8, margin=16, edge_kernel=5)),
     "small": (CompactGenerator, GeneratorConfig("small", (32, 64, 128), 5)),
-    "tiny": (CompactGenerator, GeneratorConfig("tiny", (24, 48, 96), 4)),
     "nano": (CompactGenerator, GeneratorConfig("nano", (16, 32, 64), 3)),
 }
 

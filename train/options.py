@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", help="style painting (jpg/png); not needed with --qat")
     p.add_argument("--content", required=True, help="folder of content photos")
     p.add_argument("--out", required=True, help="bundle folder to write")
-    p.add_argument("--arch", help="small (default), tiny, nano or johnson; with --init, the bundle's")
+    p.add_argument("--arch", help="small_in (default: the full tier), nano_in (the fast tier), johnson (the reference), or the earlier small and nano; with --init, the bundle's")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default %(default)s)")
     p.add_argument("--size", type=int, default=256, help="training crop size")
     p.add_argument("--style-size", type=int, default=512, help="longer side of the style image")

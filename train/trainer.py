@@ -39,7 +39,7 @@ class TrainConfig:
     style: str
     content: str
     out: str
-    arch: str | None = None  # None: "small", or the --init bundle's architecture
+    arch: str | None = None  # None: "small_in", or the --init bundle's architecture
     steps: int = 2000
     size: int = 256
     style_size: int = 512
@@ -70,7 +70,7 @@ class TrainConfig:
                 raise ValueError(f"--arch {self.arch} does not match --init {self.init}, a {arch} network; "
                                  "leave --arch out when fine-tuning")
             self.arch = arch
-        self.arch = self.arch or "small"
+        self.arch = self.arch or "small_in"
         if self.freeze_bn is None:
             self.freeze_bn = bool(self.init)
 
