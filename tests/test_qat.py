@@ -43,7 +43,7 @@ def test_a_signed_stem_is_the_same_network():
     from stylecam.train.models import fold_batchnorm, load_generator
     from stylecam.train.qat import sign_stem
 
-    model = fold_batchnorm(load_generator(resolve("wave"))).eval()
+    model = fold_batchnorm(load_generator(resolve("starry_night"))).eval()  # a zero-padded BatchNorm network
     signed = sign_stem(copy.deepcopy(model)).eval()
     x = torch.rand(1, 3, 36, 52)  # the borders see the explicit −1 padding
     with torch.no_grad():
