@@ -57,9 +57,9 @@ def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():
     for r in ours + peer:
         assert r["end_to_end_ms"]["n"] == 2 and r["end_to_end_ms"]["median"] > 0 and r["fps"] > 0
         assert {"pre", "infer", "post"} <= set(r["stages_ms"]) and r["stages_ms"]["infer"]["n"] == 2
-    assert ours[0]["arch"] == "small" and ours[0]["macs_480x640"] > 0 and not ours[0]["peer"]
+    assert ours[0]["arch"] == "small_in" and ours[0]["macs_480x640"] > 0 and not ours[0]["peer"]
     assert peer[0]["peer"] and peer[0]["backend"]["model"] == "model.onnx"
-    auto, _ = harness.load_style("candy", "onnxruntime", "auto", threads=1)
+    auto, _ = harness.load_style("the_scream", "onnxruntime", "auto", threads=1)
     assert ours[0]["precision"] == "fp32" and auto["precision"] == "int8-cpu"  # rows name what ran, not "auto"
 
 
@@ -396,7 +396,7 @@ def test_cli_bench_skips_a_precision_a_bundle_lacks_and_times_the_rest(tmp_path)
     manifest["variants"]["int8-cpu"] = {"status": "rejected by the speed check"}
     manifest["files"].pop("model.int8-cpu.onnx", None)
     write_manifest(slow, manifest)
-    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--models", f"candy,{slow}",
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "bench", "--models", f"the_scream,{slow}",
                         "--precisions", "fp32,int8-cpu", "--sizes", "32x48", "--iters", "2", "--warmup", "0",
                         "--threads", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -8,7 +8,7 @@ from stylecam.bundle import FORMAT_VERSION, write_manifest
 
 def test_bundled_style_verifies(candy_copy):
     b = load_bundle(candy_copy)
-    assert b.name == "candy" and b.stride == 4 and "fp32" in b.variants
+    assert b.name == "candy" and b.stride == 8 and "fp32" in b.variants
     m = b.manifest
     assert m["format_version"] == FORMAT_VERSION
     assert {"weights.safetensors", "model.onnx", "style.jpg"} <= set(m["files"])

@@ -97,7 +97,7 @@ def test_cli_eval_judges_each_network_scale_as_its_own_column(candy_copy):
     assert r.returncode == 0, r.stderr
     rows = {line[:16].strip(): line[16:].split() for line in r.stdout.splitlines()[1:]}  # label, then arch, metrics
     full, half = rows["candy"], rows["candy @0.5x"]
-    assert full[0] == half[0] == "small" and full[1:] != half[1:]  # another picture, measured as such
+    assert full[0] == half[0] == "small_in" and full[1:] != half[1:]  # another picture, measured as such
     before = (candy_copy / "manifest.json").read_text()
     r = subprocess.run([*cli, str(candy_copy), "--scale", "0.5", "--write-manifest"], capture_output=True, text=True)
     assert r.returncode != 0 and "drop --scale" in r.stderr

@@ -140,9 +140,9 @@ def test_int8_below_the_gate_keeps_the_fewest_nodes_in_float(eval_photos, tmp_pa
 def test_int8_everywhere_is_kept_when_it_passes(eval_photos, tmp_path):
     from stylecam.styles import resolve
 
-    candy = resolve("candy")  # trained with the temporal loss: robust to INT8's rounding, no search needed
+    scream = resolve("the_scream")  # trained with the temporal loss: robust to INT8's rounding, no search needed
     calib = images(shared("content"), 4, 256, "imagenet_*")
-    record = build_variant(candy, "int8", tmp_path, eval_photos[:2], calib)
+    record = build_variant(scream, "int8", tmp_path, eval_photos[:2], calib)
     assert record["status"] == "passed" and "mixed_precision" not in record
     assert record["accuracy"]["psnr_db"] >= GATE_DB["int8"]
     assert record["int8_mac_share"] == 1.0 and len(int8_convs(tmp_path / "model.int8.onnx")) == 29
@@ -192,17 +192,17 @@ def int8_weight_range(path: Path) -> tuple[int, int]:
 def test_int8_cpu_runs_as_integer_convolutions_on_the_cpu(eval_photos, tmp_path):
     from stylecam.styles import resolve
 
-    candy = resolve("candy")
+    scream = resolve("the_scream")
     out = tmp_path / "model.int8-cpu.onnx"
-    make_int8(candy, out, images(shared("content"), 4, 256, "imagenet_*"), precision="int8-cpu")
+    make_int8(scream, out, images(shared("content"), 4, 256, "imagenet_*"), precision="int8-cpu")
     # on an AVX2 CPU without VNNI this is where 8-bit weights failed: 28.7 dB, their int16 pair sums saturating
-    assert compare(candy, out, eval_photos[:2])["psnr_db"] >= GATE_DB["int8-cpu"]
+    assert compare(scream, out, eval_photos[:2])["psnr_db"] >= GATE_DB["int8-cpu"]
     assert int8_weight_range(out) == (-64, 64)  # 7 bits: a pair of uint8 × weight products stays within int16
     ops = cpu_graph_ops(out, tmp_path)
     # every convolution and residual Add fused into integer kernels: one Q at the input, one DQ at the output
     assert ops["QLinearConv"] == 29 and ops["QLinearAdd"] == 5 and ops["QuantizeLinear"] == 1, ops
     assert ops["Conv"] == 0 and ops["Cast"] == 0 and ops["Resize"] == 0 and ops["Slice"] == 1, ops  # cpu_kernels
-    tensorrt_ops = cpu_graph_ops(candy.model_file("int8"), tmp_path)  # TensorRT's form: FP16 float part, nothing fused
+    tensorrt_ops = cpu_graph_ops(scream.model_file("int8"), tmp_path)  # TensorRT's form: FP16 float part, nothing fused
     assert tensorrt_ops["QLinearConv"] == 0 and tensorrt_ops["Conv"] == 29
 
 
@@ -213,10 +213,10 @@ def test_cpu_kernel_rewrites_give_the_same_uint8_tensors(tmp_path, monkeypatch):
     from stylecam.export import cpu_kernels, precision
     from stylecam.styles import resolve
 
-    candy = resolve("candy")
+    scream = resolve("the_scream")
     plain = tmp_path / "plain.onnx"
     monkeypatch.setattr(precision, "for_cpu_kernels", lambda model: model)  # the quantizer's own Q/DQ graph
-    make_int8(candy, plain, images(shared("content"), 2, 128, "imagenet_*"), precision="int8-cpu")
+    make_int8(scream, plain, images(shared("content"), 2, 128, "imagenet_*"), precision="int8-cpu")
     model = onnx.load(str(plain))
     onnx.save(cpu_kernels.for_cpu_kernels(model), str(tmp_path / "rewritten.onnx"))
     padded, copied = cpu_kernels.pad_thin_convs(model), cpu_kernels.upsample_by_copies(model)
@@ -240,16 +240,16 @@ def test_int8_cpu_is_written_only_when_it_beats_fp32_here(eval_photos, tmp_path)
     from stylecam.export.precision import MIN_CPU_SPEEDUP, check_speed, cpu_speedup
     from stylecam.styles import resolve
 
-    candy = resolve("candy")
+    scream = resolve("the_scream")
     # the direction of the ratio: TensorRT's INT8 form runs 5–7× slower than FP32 on ONNX Runtime's CPU provider
-    assert cpu_speedup(candy, candy.model_file("int8"), size=(96, 128)) < 0.6
-    assert 0.7 < cpu_speedup(candy, candy.model_file("fp32"), size=(96, 128)) < 1.4  # itself: even
+    assert cpu_speedup(scream, scream.model_file("int8"), size=(96, 128)) < 0.6
+    assert 0.7 < cpu_speedup(scream, scream.model_file("fp32"), size=(96, 128)) < 1.4  # itself: even
     with pytest.raises(GateError, match="1.05× FP32's speed on this CPU, below the 1.1×"):
-        check_speed("candy", 1.05)
-    check_speed("candy", 1.6)
+        check_speed("the_scream", 1.05)
+    check_speed("the_scream", 1.6)
     calib = images(shared("content"), 4, 256, "imagenet_*")
     try:  # this CPU decides; either way the record, the file and the threshold agree
-        record = build_variant(candy, "int8-cpu", tmp_path, eval_photos[:2], calib)
+        record = build_variant(scream, "int8-cpu", tmp_path, eval_photos[:2], calib)
         assert record["cpu_speedup_vs_fp32"] >= MIN_CPU_SPEEDUP and (tmp_path / record["file"]).is_file()
         assert record["status"] == "passed" and record["int8_mac_share"] == 1.0
         assert record["flicker_vs_fp32"] <= FLICKER_GATE
@@ -263,13 +263,13 @@ def test_int8_cpu_must_not_flicker_much_more_than_fp32():
     from stylecam.export.precision import check_flicker, flicker_ratio
     from stylecam.styles import resolve
 
-    candy = resolve("candy")
-    assert flicker_ratio(candy, candy.model_file("fp32"), frames=4) == 1.0  # itself, frame for frame
+    scream = resolve("the_scream")
+    assert flicker_ratio(scream, scream.model_file("fp32"), frames=4) == 1.0  # itself, frame for frame
     # TensorRT's INT8 form (symmetric, FP16 float part) against FP32 on the CPU: rounding that moves between frames
-    assert flicker_ratio(candy, candy.model_file("int8"), frames=8) > 1.0
+    assert flicker_ratio(scream, scream.model_file("int8"), frames=8) > 1.0
     with pytest.raises(GateError, match="1.4× FP32's flicker on the demo clip, above the 1.25× gate"):
         check_flicker("candy_nano", 1.4)
-    check_flicker("candy", 1.14)
+    check_flicker("the_scream", 1.14)
 
 
 def test_a_flickering_int8_cpu_tries_lower_percentiles_until_one_passes_both_gates(tmp_path):
@@ -309,16 +309,16 @@ def test_shipped_int8_cpu_models_use_seven_bit_weights_and_tensorrt_ones_eight()
     for path in cpu_models:  # safe from int16 saturation on AVX2-only CPUs (export/precision.py)
         largest = max(abs(w) for w in int8_weight_range(path))
         assert 2 * 255 * largest <= 2 ** 15 - 1, (path, largest)
-    assert int8_weight_range(STYLES_DIR / "candy" / "model.int8.onnx") == (-127, 127)  # GPUs take all 8 bits
+    assert int8_weight_range(STYLES_DIR / "the_scream" / "model.int8.onnx") == (-127, 127)  # GPUs take all 8 bits
 
 
 def test_this_cpu_computes_the_shipped_int8_cpu_image():
     """The manifest's PSNR was measured on the exporting CPU; integer kernels of another x86 tier must agree."""
     from stylecam.styles import STYLES_DIR
 
-    candy = load_bundle(STYLES_DIR / "candy")
-    measured = candy.manifest["variants"]["int8-cpu"]["accuracy"]
-    here = compare(candy, candy.model_file("int8-cpu"), images(shared("content"), measured["photos"],
+    scream = load_bundle(STYLES_DIR / "the_scream")
+    measured = scream.manifest["variants"]["int8-cpu"]["accuracy"]
+    here = compare(scream, scream.model_file("int8-cpu"), images(shared("content"), measured["photos"],
                                                                 pattern="bsds_val_*"))
     assert here["psnr_db"] == pytest.approx(measured["psnr_db"], abs=0.1), (here, measured)
 

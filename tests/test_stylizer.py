@@ -107,26 +107,31 @@ def test_unknown_backend_and_style_are_clear():
         Stylizer("no_such_style")
 
 
-def test_auto_variant_is_the_backends_best_that_the_bundle_has(candy_copy, photo):
+def test_auto_variant_is_the_backends_best_that_the_bundle_has(tmp_path, photo):
     import json
+    import shutil
+    from pathlib import Path
+
+    from stylecam.styles import STYLES_DIR
 
     from stylecam import backends, load_bundle
     from stylecam.backends.onnxrt import OnnxRuntimeBackend
     from stylecam.backends.trt import TensorRTBackend
 
-    candy = load_bundle(candy_copy)
-    assert backends.choose_variant(TensorRTBackend, candy) == "fp16"  # what a Jetson should get
-    assert backends.choose_variant(OnnxRuntimeBackend(), candy) == "int8-cpu"  # the CPU provider's integer kernels
-    assert backends.choose_variant(TensorRTBackend, candy, "int8") == "int8"  # asked for: kept
-    s = Stylizer(candy_copy, backend="onnxruntime", threads=1)
+    scream_copy = Path(shutil.copytree(STYLES_DIR / "the_scream", tmp_path / "the_scream"))  # has INT8-CPU
+    scream = load_bundle(scream_copy)
+    assert backends.choose_variant(TensorRTBackend, scream) == "fp16"  # what a Jetson should get
+    assert backends.choose_variant(OnnxRuntimeBackend(), scream) == "int8-cpu"  # the CPU provider's integer kernels
+    assert backends.choose_variant(TensorRTBackend, scream, "int8") == "int8"  # asked for: kept
+    s = Stylizer(scream_copy, backend="onnxruntime", threads=1)
     assert s.info()["variant"] == "int8-cpu"
     int8_cpu = s.stylize(photo)
-    manifest = json.loads((candy_copy / "manifest.json").read_text())
+    manifest = json.loads((scream_copy / "manifest.json").read_text())
     for f in ("model.fp16.onnx", "model.int8-cpu.onnx"):  # e.g. a bundle exported with FP32 only
         del manifest["files"][f]
-    (candy_copy / "manifest.json").write_text(json.dumps(manifest))
-    assert backends.choose_variant(TensorRTBackend, load_bundle(candy_copy)) == "fp32"
-    s = Stylizer(candy_copy, backend="onnxruntime", threads=1)
+    (scream_copy / "manifest.json").write_text(json.dumps(manifest))
+    assert backends.choose_variant(TensorRTBackend, load_bundle(scream_copy)) == "fp32"
+    s = Stylizer(scream_copy, backend="onnxruntime", threads=1)
     assert s.info()["variant"] == "fp32"
     fp32 = s.stylize(photo)
     assert fp32.shape == photo.shape and np.abs(int8_cpu.astype(int) - fp32).mean() < 4  # the gate's 30 dB

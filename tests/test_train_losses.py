@@ -127,7 +127,7 @@ def test_fine_tune_starts_from_a_bundled_style_by_name(content, tmp_path):
     out = tmp_path / "mine"
     quiet_train(tiny(content, out, 2, init="candy"))
     m = load_bundle(out).manifest
-    assert m["architecture"]["name"] == "small" and m["training"]["recipe"]["init"] == "candy"
+    assert m["architecture"]["name"] == "small_in" and m["training"]["recipe"]["init"] == "candy"
     first = read_log(out)[0]
     assert first["step"] == 1 and first["style"] > 0
     # the history goes with it: candy's own phases, then this run
@@ -152,12 +152,12 @@ def test_fine_tuning_keeps_the_batchnorm_statistics_unless_told_not_to(content, 
 
     from stylecam.styles import resolve
 
-    shipped = load_file(resolve("candy").file("weights.safetensors"))
+    shipped = load_file(resolve("the_scream").file("weights.safetensors"))  # a BatchNorm network
     stats = [k for k in shipped if k.endswith(("running_mean", "running_var"))]
     convs = [k for k in shipped if k.endswith(".weight") and shipped[k].dim() == 4]
     frozen, free = tmp_path / "frozen", tmp_path / "free"
-    quiet_train(tiny(content, frozen, 2, init="candy"))
-    quiet_train(tiny(content, free, 2, init="candy", freeze_bn=False))
+    quiet_train(tiny(content, frozen, 2, init="the_scream"))
+    quiet_train(tiny(content, free, 2, init="the_scream", freeze_bn=False))
     a, b = load_file(frozen / "weights.safetensors"), load_file(free / "weights.safetensors")
     assert stats and all(torch.equal(a[k], shipped[k]) for k in stats)
     assert not all(torch.equal(a[k], shipped[k]) for k in convs)  # the weights still learn
