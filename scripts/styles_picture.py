@@ -30,7 +30,7 @@ def main(out="docs/styles.jpg", index="60", columns=4):
     for tile, label in zip(tiles, ["input", *styles]):
         draw_label(tile, label, (8, 24), scale=0.7)
     rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
-    cv2.imwrite(out, image_grid(rows, height=240), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    cv2.imwrite(out, image_grid(rows, height=180), [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(f"{out}: {len(styles)} styles on frame {index} of the demo clip")
 
 
