@@ -19,6 +19,7 @@ class ConvLayer:
     output_elems: int
     weight_elems: int
     depthwise: bool  # one input channel per group: no reduction for tensor cores to work on
+    output_pixels: int = 0  # H×W of its output: the residual trunk's convolutions have the fewest
 
 
 def conv_layers(path: str | Path, h: int = 256, w: int = 256) -> list[ConvLayer]:
@@ -38,5 +39,5 @@ def conv_layers(path: str | Path, h: int = 256, w: int = 256) -> list[ConvLayer]
             continue
         wshape, out = weights[node.input[1]], int(np.prod(shapes[node.output[0]]))
         layers.append(ConvLayer(node.name, out * int(np.prod(wshape[1:])), int(np.prod(shapes[node.input[0]])), out,
-                                int(np.prod(wshape)), wshape[1] == 1))
+                                int(np.prod(wshape)), wshape[1] == 1, int(np.prod(shapes[node.output[0]][2:]))))
     return layers
