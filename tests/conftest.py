@@ -25,12 +25,20 @@ def photo() -> np.ndarray:
     return img
 
 
+def _style_copy(tmp_path, name: str) -> Path:
+    return Path(shutil.copytree(STYLES_DIR / name, tmp_path / name))
+
+
 @pytest.fixture
 def candy_copy(tmp_path) -> Path:
-    """A private copy of the bundled candy style, free to tamper with."""
-    dst = tmp_path / "candy"
-    shutil.copytree(STYLES_DIR / "candy", dst)
-    return dst
+    """A private copy of the bundled candy style (an InstanceNorm network), free to tamper with."""
+    return _style_copy(tmp_path, "candy")
+
+
+@pytest.fixture
+def scream_copy(tmp_path) -> Path:
+    """A private copy of the_scream: a zero-padded BatchNorm network with every variant, INT8-CPU included."""
+    return _style_copy(tmp_path, "the_scream")
 
 
 def _bundled_files() -> dict[str, tuple[int, int]]:

@@ -302,12 +302,12 @@ def test_a_flickering_int8_cpu_tries_lower_percentiles_until_one_passes_both_gat
 
 
 def test_an_instancenorm_network_that_no_percentile_steadies_keeps_int8_in_its_trunk(tmp_path):
-    from stylecam.export.precision import FLICKER_GATE, Reference, _trunk_only, flicker_ratio, trunk_convs
+    from stylecam.export.precision import FLICKER_GATE, Reference, _trunk_only, conv_macs, flicker_ratio, trunk_convs
     from stylecam.styles import resolve
 
     wave, out = resolve("wave"), tmp_path / "model.int8-cpu.onnx"  # small_in: 16 convolutions
     trunk = trunk_convs(wave.model_file("fp32"))
-    assert len(trunk) == 11 and trunk == conv_names(wave)[2:13]  # into and through the residual blocks at 1/4
+    assert len(trunk) == 11 and trunk == list(conv_macs(wave.model_file("fp32")))[2:13]  # into and through the residual blocks at 1/4
     calib = images(shared("content"), 4, 256, "imagenet_*")
     make_int8(wave, out, calib, precision="int8-cpu")
     everywhere = flicker_ratio(wave, out)
@@ -315,12 +315,6 @@ def test_an_instancenorm_network_that_no_percentile_steadies_keeps_int8_in_its_t
                          Reference(wave, calib[:2]))
     assert int8_convs(out) == trunk and result["trunk_only"]["convs"] == trunk
     assert result["flicker_vs_fp32"] == flicker_ratio(wave, out) <= FLICKER_GATE < everywhere
-
-
-def conv_names(bundle):
-    from stylecam.export.graph import conv_layers
-
-    return [layer.name for layer in conv_layers(bundle.model_file("fp32"))]
 
 
 def test_shipped_int8_cpu_models_use_seven_bit_weights_and_tensorrt_ones_eight():

@@ -57,7 +57,7 @@ def test_a_short_qat_run_is_gated_and_a_rejected_one_keeps_the_variant_there(con
     from stylecam.export.precision import images
     from stylecam.train.qat import make_int8_variant
 
-    out = tmp_path / "mosaic"  # INT8 everywhere gives about 10 dB (candy passes without QAT now)
+    out = tmp_path / "mosaic"  # INT8 everywhere gives about 10 dB (the_scream passes without QAT)
     photos = images(shared("content"), 2, 256, "bsds_val_*")
     record = make_int8_variant("mosaic", out, content, eval_photos=photos, steps=3, size=64, batch=1, lr=1.0,
                                progress=False)

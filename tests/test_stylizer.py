@@ -107,18 +107,13 @@ def test_unknown_backend_and_style_are_clear():
         Stylizer("no_such_style")
 
 
-def test_auto_variant_is_the_backends_best_that_the_bundle_has(tmp_path, photo):
+def test_auto_variant_is_the_backends_best_that_the_bundle_has(scream_copy, photo):
     import json
-    import shutil
-    from pathlib import Path
-
-    from stylecam.styles import STYLES_DIR
 
     from stylecam import backends, load_bundle
     from stylecam.backends.onnxrt import OnnxRuntimeBackend
     from stylecam.backends.trt import TensorRTBackend
 
-    scream_copy = Path(shutil.copytree(STYLES_DIR / "the_scream", tmp_path / "the_scream"))  # has INT8-CPU
     scream = load_bundle(scream_copy)
     assert backends.choose_variant(TensorRTBackend, scream) == "fp16"  # what a Jetson should get
     assert backends.choose_variant(OnnxRuntimeBackend(), scream) == "int8-cpu"  # the CPU provider's integer kernels

@@ -1,7 +1,6 @@
 """Tiled inference: the stitched image equals the whole-frame image, and what cannot be tiled is refused."""
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -84,22 +83,18 @@ def whole_frame_network(path):
     return path
 
 
-def test_a_network_that_cannot_be_tiled_runs_whole_when_memory_is_short(tmp_path, monkeypatch, caplog):
+def test_a_network_that_cannot_be_tiled_runs_whole_when_memory_is_short(scream_copy, monkeypatch, caplog):
     import logging
-    import shutil
-
-    from stylecam.styles import STYLES_DIR
 
     import stylecam.stylizer
     from stylecam.bundle import load_bundle, write_manifest
 
-    copy = Path(shutil.copytree(STYLES_DIR / "the_scream", tmp_path / "the_scream"))  # a 1 GB working set
-    whole_frame_network(copy / "model.onnx")
-    write_manifest(copy, load_bundle(copy, verify=False).manifest)
+    whole_frame_network(scream_copy / "model.onnx")  # 32 channels at full resolution: a 1 GB working set here
+    write_manifest(scream_copy, load_bundle(scream_copy, verify=False).manifest)
     probes = []
     monkeypatch.setattr(stylecam.stylizer, "receptive_radius", lambda *a: probes.append(a) or receptive_radius(*a))
     monkeypatch.setattr(stylecam.stylizer, "available_memory", lambda: 1 << 30)
-    s = Stylizer(copy, backend="onnxruntime", variant="fp32", threads=1)
+    s = Stylizer(scream_copy, backend="onnxruntime", variant="fp32", threads=1)
     big = np.full((1100, 1300, 3), 128, np.uint8)
     with caplog.at_level(logging.WARNING, logger="stylecam"):
         assert s(big).shape == big.shape and s(big).shape == big.shape
