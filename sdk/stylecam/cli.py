@@ -315,6 +315,12 @@ def cmd_export(args) -> None:
                  f"{m['float_convs']} of {m['of_convs']} convolutions among them, "
                  f"{m['int8_mac_share']:.0%} of the MACs in INT8; INT8 everywhere gave "
                  f"{m['int8_everywhere_psnr_db']} dB)") if m else ""
+        if trunk := v.get("trunk_only"):
+            why = trunk.get("because", {})
+            missed = (f"; more INT8 missed the {why['missed']}: {why['psnr_db']} dB" + (
+                f", {why['flicker_vs_fp32']}× FP32's flicker" if why.get("flicker_vs_fp32") else "")) if why else ""
+            mixed = (f" (INT8 in the residual trunk only: {len(trunk['convs'])} convolutions, "
+                     f"{v['int8_mac_share']:.0%} of the MACs{missed})")
         cpu = f", {v['flicker_vs_fp32']}× FP32's flicker" if "flicker_vs_fp32" in v else ""
         cpu += f", {v['cpu_speedup_vs_fp32']}× FP32's speed here" if "cpu_speedup_vs_fp32" in v else ""
         if (search := v.get("percentile_search")) and search["chosen"]:
