@@ -59,7 +59,7 @@ def test_real_two_iteration_benchmark_and_a_peer_in_the_same_run():
         assert {"pre", "infer", "post"} <= set(r["stages_ms"]) and r["stages_ms"]["infer"]["n"] == 2
     assert ours[0]["arch"] == "small_in" and ours[0]["macs_480x640"] > 0 and not ours[0]["peer"]
     assert peer[0]["peer"] and peer[0]["backend"]["model"] == "model.onnx"
-    auto, _ = harness.load_style("the_scream", "onnxruntime", "auto", threads=1)
+    auto, _ = harness.load_style("candy", "onnxruntime", "auto", threads=1)
     assert ours[0]["precision"] == "fp32" and auto["precision"] == "int8-cpu"  # rows name what ran, not "auto"
 
 

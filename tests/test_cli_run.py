@@ -157,7 +157,7 @@ def test_styles_lists_every_bundled_style_in_aligned_columns():
     lines = subprocess.run([*CLI, "styles"], capture_output=True, text=True, check=True).stdout.splitlines()
     assert [line.split()[0] for line in lines] == bundled_styles()
     assert len({line.index("params") for line in lines}) == 1, lines  # one column, however long a title
-    assert "int8-cpu" in lines[bundled_styles().index("the_scream")] and "int8-cpu" in lines[bundled_styles().index("candy")]
+    assert "int8-cpu" in lines[bundled_styles().index("candy")] and "int8-cpu" in lines[bundled_styles().index("candy_nano")]
 
 
 def test_every_option_of_every_command_says_what_it_does():

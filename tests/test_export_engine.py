@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared
+from conftest import BATCHNORM_STYLES, shared
 from stylecam import Stylizer, load_bundle
 from stylecam.bundle import write_manifest
 
@@ -79,7 +79,7 @@ def test_signed_input_is_the_same_network():
 
     from stylecam.styles import resolve
 
-    path = resolve("starry_night").model_file("fp32")
+    path = resolve(BATCHNORM_STYLES / "starry_night").model_file("fp32")
     x = np.random.default_rng(0).random((1, 3, 36, 52), dtype=np.float32)  # borders: the explicit −1 padding
     runs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
             for m in (onnx.load(str(path)), signed_input(onnx.load(str(path))))]
@@ -92,7 +92,7 @@ def test_a_signed_stem_input_quantizes_finer(eval_photos, tmp_path):
 
     from stylecam.styles import resolve
 
-    starry = resolve("starry_night")  # its stem is its most INT8-sensitive node
+    starry = resolve(BATCHNORM_STYLES / "starry_night")  # its stem is its most INT8-sensitive node
     stem = next(n.name for n in onnx.load(str(starry.model_file("fp32"))).graph.node if n.op_type == "Conv")
     calib = images(shared("content"), 4, 256, "imagenet_*")
     db = {}
@@ -110,7 +110,7 @@ def test_int8_below_the_gate_keeps_the_fewest_nodes_in_float(eval_photos, tmp_pa
 
     from stylecam.styles import resolve
 
-    mosaic = resolve("mosaic")  # INT8 everywhere gives about 10 dB here (its 1×1 conv2d_23, not the stem)
+    mosaic = resolve(BATCHNORM_STYLES / "mosaic")  # INT8 everywhere gives about 10 dB here (its 1×1 conv2d_23, not the stem)
     calib = images(shared("content"), 4, 256, "imagenet_*")
     record = build_variant(mosaic, "int8", tmp_path, eval_photos[:2], calib)
     m = record["mixed_precision"]
@@ -140,7 +140,7 @@ def test_int8_below_the_gate_keeps_the_fewest_nodes_in_float(eval_photos, tmp_pa
 def test_int8_everywhere_is_kept_when_it_passes(eval_photos, tmp_path):
     from stylecam.styles import resolve
 
-    scream = resolve("the_scream")  # trained with the temporal loss: robust to INT8's rounding, no search needed
+    scream = resolve(BATCHNORM_STYLES / "the_scream")  # trained with the temporal loss: robust to INT8's rounding, no search needed
     calib = images(shared("content"), 4, 256, "imagenet_*")
     record = build_variant(scream, "int8", tmp_path, eval_photos[:2], calib)
     assert record["status"] == "passed" and "mixed_precision" not in record
@@ -192,7 +192,7 @@ def int8_weight_range(path: Path) -> tuple[int, int]:
 def test_int8_cpu_runs_as_integer_convolutions_on_the_cpu(eval_photos, tmp_path):
     from stylecam.styles import resolve
 
-    scream = resolve("the_scream")
+    scream = resolve(BATCHNORM_STYLES / "the_scream")
     out = tmp_path / "model.int8-cpu.onnx"
     make_int8(scream, out, images(shared("content"), 4, 256, "imagenet_*"), precision="int8-cpu")
     # on an AVX2 CPU without VNNI this is where 8-bit weights failed: 28.7 dB, their int16 pair sums saturating
@@ -213,7 +213,7 @@ def test_cpu_kernel_rewrites_give_the_same_uint8_tensors(tmp_path, monkeypatch):
     from stylecam.export import cpu_kernels, precision
     from stylecam.styles import resolve
 
-    scream = resolve("the_scream")
+    scream = resolve(BATCHNORM_STYLES / "the_scream")
     plain = tmp_path / "plain.onnx"
     monkeypatch.setattr(precision, "for_cpu_kernels", lambda model: model)  # the quantizer's own Q/DQ graph
     make_int8(scream, plain, images(shared("content"), 2, 128, "imagenet_*"), precision="int8-cpu")
@@ -240,7 +240,7 @@ def test_int8_cpu_is_written_only_when_it_beats_fp32_here(eval_photos, tmp_path)
     from stylecam.export.precision import MIN_CPU_SPEEDUP, check_speed, cpu_speedup
     from stylecam.styles import resolve
 
-    scream = resolve("the_scream")
+    scream = resolve(BATCHNORM_STYLES / "the_scream")
     # the direction of the ratio: TensorRT's INT8 form runs 5–7× slower than FP32 on ONNX Runtime's CPU provider
     assert cpu_speedup(scream, scream.model_file("int8"), size=(96, 128)) < 0.6
     assert 0.7 < cpu_speedup(scream, scream.model_file("fp32"), size=(96, 128)) < 1.4  # itself: even
@@ -263,7 +263,7 @@ def test_int8_cpu_must_not_flicker_much_more_than_fp32():
     from stylecam.export.precision import check_flicker, flicker_ratio
     from stylecam.styles import resolve
 
-    scream = resolve("the_scream")
+    scream = resolve(BATCHNORM_STYLES / "the_scream")
     assert flicker_ratio(scream, scream.model_file("fp32"), frames=4) == 1.0  # itself, frame for frame
     # TensorRT's INT8 form (symmetric, FP16 float part) against FP32 on the CPU: rounding that moves between frames
     assert flicker_ratio(scream, scream.model_file("int8"), frames=8) > 1.0
@@ -338,14 +338,14 @@ def test_shipped_int8_cpu_models_use_seven_bit_weights_and_tensorrt_ones_eight()
     for path in cpu_models:  # safe from int16 saturation on AVX2-only CPUs (export/precision.py)
         largest = max(abs(w) for w in int8_weight_range(path))
         assert 2 * 255 * largest <= 2 ** 15 - 1, (path, largest)
-    assert int8_weight_range(STYLES_DIR / "the_scream" / "model.int8.onnx") == (-127, 127)  # GPUs take all 8 bits
+    assert int8_weight_range(BATCHNORM_STYLES / "the_scream" / "model.int8.onnx") == (-127, 127)  # GPUs take all 8 bits
 
 
 def test_this_cpu_computes_the_shipped_int8_cpu_image():
     """The manifest's PSNR was measured on the exporting CPU; integer kernels of another x86 tier must agree."""
     from stylecam.styles import STYLES_DIR
 
-    scream = load_bundle(STYLES_DIR / "the_scream")
+    scream = load_bundle(BATCHNORM_STYLES / "the_scream")
     measured = scream.manifest["variants"]["int8-cpu"]["accuracy"]
     here = compare(scream, scream.model_file("int8-cpu"), images(shared("content"), measured["photos"],
                                                                 pattern="bsds_val_*"))

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import shared
+from conftest import BATCHNORM_STYLES, shared
 
 pytest.importorskip("onnxruntime.quantization")
 torch = pytest.importorskip("torch")
@@ -43,7 +43,7 @@ def test_a_signed_stem_is_the_same_network():
     from stylecam.train.models import fold_batchnorm, load_generator
     from stylecam.train.qat import sign_stem
 
-    model = fold_batchnorm(load_generator(resolve("starry_night"))).eval()  # a zero-padded BatchNorm network
+    model = fold_batchnorm(load_generator(resolve(BATCHNORM_STYLES / "starry_night"))).eval()  # a zero-padded BatchNorm network
     signed = sign_stem(copy.deepcopy(model)).eval()
     x = torch.rand(1, 3, 36, 52)  # the borders see the explicit −1 padding
     with torch.no_grad():
@@ -59,7 +59,7 @@ def test_a_short_qat_run_is_gated_and_a_rejected_one_keeps_the_variant_there(con
 
     out = tmp_path / "mosaic"  # INT8 everywhere gives about 10 dB (the_scream passes without QAT)
     photos = images(shared("content"), 2, 256, "bsds_val_*")
-    record = make_int8_variant("mosaic", out, content, eval_photos=photos, steps=3, size=64, batch=1, lr=1.0,
+    record = make_int8_variant(BATCHNORM_STYLES / "mosaic", out, content, eval_photos=photos, steps=3, size=64, batch=1, lr=1.0,
                                progress=False)
     assert record["qat"]["steps"] == 3 and record["accuracy"]["photos"] == 2 and record["int8_mac_share"] == 1.0
     assert record["status"] == "rejected by the accuracy gate"  # a learning rate that wrecks the student

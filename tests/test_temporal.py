@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared
+from conftest import BATCHNORM_STYLES, shared
 
 from stylecam import Stylizer, TemporalSmoother, WarpingError
 from stylecam.sources import DEMO_CLIP
@@ -83,7 +83,7 @@ def test_smoothing_amount_is_checked_and_zero_is_identity():
 def test_stylized_clip_flickers_more_than_its_input_and_smoothing_helps():
     # vtest: on the demo clip the quarter-resolution flow cuts only about 10 % (measured, README)
     frames = read_clip(str(shared("video/vtest.avi")), 10)
-    stylizer = Stylizer("mosaic", backend="onnxruntime", threads=2)  # the flickeriest shipped style
+    stylizer = Stylizer(BATCHNORM_STYLES / "mosaic", backend="onnxruntime", threads=2)  # the flickeriest style we have
     from stylecam.temporal import measure_flicker
 
     raw, _ = measure_flicker(stylizer, frames)
@@ -98,7 +98,7 @@ def test_a_tuned_smoother_keeps_its_flow_settings_through_the_slider():
     from stylecam.temporal import measure_flicker
 
     frames = read_clip(str(DEMO_CLIP), 5)
-    stylizer = Stylizer("mosaic", backend="onnxruntime", threads=2, smoothing=TemporalSmoother(0.6, scale=0.5))
+    stylizer = Stylizer(BATCHNORM_STYLES / "mosaic", backend="onnxruntime", threads=2, smoothing=TemporalSmoother(0.6, scale=0.5))
     tuned = measure_flicker(stylizer, frames)[1]
     stylizer.smoothing = 0.0  # the slider off and on again, as the live controls do
     assert stylizer.smoothing == 0.0

@@ -12,6 +12,8 @@ from stylecam.sources import DEMO_CLIP
 from stylecam.styles import resolve
 from stylecam.tiles import TileError, infer_tiled, receptive_radius, windows
 
+from conftest import BATCHNORM_STYLES
+
 
 @pytest.fixture(scope="module")
 def photo():
@@ -21,7 +23,7 @@ def photo():
     return cv2.resize(frame, (700, 530))  # not a tile multiple: ragged last tiles on both axes
 
 
-@pytest.mark.parametrize("style", ["the_scream", "candy_nano"])
+@pytest.mark.parametrize("style", [BATCHNORM_STYLES / "the_scream", "candy_nano"])
 def test_tiles_stitch_into_the_whole_frame_image_bit_for_bit(photo, style):
     whole = Stylizer(style, backend="onnxruntime", variant="fp32", threads=1)
     tiled = Stylizer(style, backend="onnxruntime", variant="fp32", threads=1, tile=160)
@@ -43,15 +45,15 @@ def test_a_frame_too_large_for_the_memory_left_runs_in_tiles_into_the_same_image
     from stylecam.tiles import available_memory, memory_tile, working_memory
 
     big = cv2.resize(cv2.VideoCapture(str(DEMO_CLIP)).read()[1], (1300, 1100))
-    manifest = resolve("the_scream").manifest
+    manifest = resolve(BATCHNORM_STYLES / "the_scream").manifest
     need = working_memory(manifest, "fp32", 1132, 1332)  # the padded input: 16 px margins, stride 4
     assert need == 1132 * 1332 * 32 * 4 * 6 and need > 1 << 30  # over the floor below which no one looks
     assert working_memory(manifest, "int8-cpu", 1132, 1332) < need and working_memory({}, "fp32", 9, 9) is None
     assert memory_tile(need, 1132, 1332, 4 * need) is None and memory_tile(need, 1132, 1332, 1 << 30) == 836
 
-    whole = Stylizer("the_scream", backend="onnxruntime", variant="fp32", threads=2)(big)
+    whole = Stylizer(BATCHNORM_STYLES / "the_scream", backend="onnxruntime", variant="fp32", threads=2)(big)
     monkeypatch.setattr(stylecam.stylizer, "available_memory", lambda: 1 << 30)
-    s = Stylizer("the_scream", backend="onnxruntime", variant="fp32", threads=2)
+    s = Stylizer(BATCHNORM_STYLES / "the_scream", backend="onnxruntime", variant="fp32", threads=2)
     with caplog.at_level(logging.INFO, logger="stylecam"):
         assert np.array_equal(s(big), whole)
     assert "1132x1332 frame needs about 1.1 GB at once and 1.0 GB is free: running it in tiles of 836 px" in caplog.text
@@ -102,7 +104,7 @@ def test_a_network_that_cannot_be_tiled_runs_whole_when_memory_is_short(scream_c
 
 
 def test_receptive_radius_follows_the_architecture():
-    small, nano = resolve("the_scream"), resolve("candy_nano")
+    small, nano = resolve(BATCHNORM_STYLES / "the_scream"), resolve("candy_nano")
     r_small = receptive_radius(small.model_file("fp32"), small.stride)
     r_nano = receptive_radius(nano.model_file("fp32"), nano.stride)
     assert 0 < r_nano < r_small < 128 and r_small % small.stride == 0  # nano has fewer residual blocks

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import shared, tiny  # noqa: E402
+from conftest import BATCHNORM_STYLES, shared, tiny  # noqa: E402
 from stylecam import load_bundle  # noqa: E402
 from stylecam.styles import resolve  # noqa: E402
 from stylecam.train import adversarial  # noqa: E402
@@ -152,12 +152,12 @@ def test_fine_tuning_keeps_the_batchnorm_statistics_unless_told_not_to(content, 
 
     from stylecam.styles import resolve
 
-    shipped = load_file(resolve("the_scream").file("weights.safetensors"))  # a BatchNorm network
+    shipped = load_file(resolve(BATCHNORM_STYLES / "the_scream").file("weights.safetensors"))  # a BatchNorm network
     stats = [k for k in shipped if k.endswith(("running_mean", "running_var"))]
     convs = [k for k in shipped if k.endswith(".weight") and shipped[k].dim() == 4]
     frozen, free = tmp_path / "frozen", tmp_path / "free"
-    quiet_train(tiny(content, frozen, 2, init="the_scream"))
-    quiet_train(tiny(content, free, 2, init="the_scream", freeze_bn=False))
+    quiet_train(tiny(content, frozen, 2, init=str(BATCHNORM_STYLES / "the_scream")))
+    quiet_train(tiny(content, free, 2, init=str(BATCHNORM_STYLES / "the_scream"), freeze_bn=False))
     a, b = load_file(frozen / "weights.safetensors"), load_file(free / "weights.safetensors")
     assert stats and all(torch.equal(a[k], shipped[k]) for k in stats)
     assert not all(torch.equal(a[k], shipped[k]) for k in convs)  # the weights still learn
