@@ -21,7 +21,6 @@ the_scream|8|1500|The Scream|public domain (Edvard Munch, The Scream, 1893)
 udnie|8|2000|Udnie|public domain (Francis Picabia, Udnie, 1913)
 candy|0.5|1500|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
 starry_night|0.25|1250|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)
-mosaic|0.4|1000|Mosaic|research-only (jcjohnson/fast-neural-style images; artist not stated)
 STYLES
 wait
 ls -d "$RUNS"/*/ | grep -v "_s[01]/$"
