@@ -496,7 +496,7 @@ def _trunk_only(quantize, out: Path, bundle: Bundle, gate: Reference) -> dict:
 
 
 def _steady_int8_cpu(quantize, out: Path, bundle: Bundle, search: Reference, gate: Reference, record: dict,
-                     method: str) -> None:
+                     macs: dict[str, int], method: str) -> None:
     """INT8-CPU after the accuracy gate's search (``record``): if it passed but flickers, lower calibration
     percentiles; if it still misses the accuracy gate or flickers, INT8 in the trunk only. Updates ``record`` and
     leaves the chosen model in ``out``."""
@@ -512,7 +512,7 @@ def _steady_int8_cpu(quantize, out: Path, bundle: Bundle, search: Reference, gat
         tried = {"psnr_db": record["accuracy"]["psnr_db"], "flicker_vs_fp32": record.get("flicker_vs_fp32")}
         record.update(_trunk_only(quantize, out, bundle, gate))
         record["trunk_only"]["because"] = {"missed": missed, **tried}
-        record["int8_mac_share"] = _int8_share(int8_convs(out), conv_macs(bundle.model_file("fp32")))
+        record["int8_mac_share"] = _int8_share(int8_convs(out), macs)
 
 
 def cpu_speedup(bundle: Bundle, variant_path: Path, size: tuple[int, int] = (480, 640), rounds: int = 6,
@@ -608,7 +608,7 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
     try:
         if precision == "int8-cpu":
             _steady_int8_cpu(quantize, out, bundle, Reference(bundle, calib_photos[:SEARCH_PHOTOS]), gate, record,
-                             method)
+                             macs, method)
         check_gate(bundle.name, precision, record["accuracy"])
         if precision == "int8-cpu":
             check = "flicker check"

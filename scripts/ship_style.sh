@@ -4,7 +4,8 @@
 # sdk/stylecam/styles/.
 # usage: scripts/ship_style.sh TRAINED_BUNDLE [DEST=/tmp/ship/NAME]
 set -u
-src=$1 name=$(basename "$1") dst=${2:-/tmp/ship/$(basename "$1")}
+src=$1 name=$(basename "$1")
+dst=${2:-/tmp/ship/$name}
 video=${VIDEO:-../shared/data/video}
 rm -rf "$dst"; mkdir -p "$(dirname "$dst")"; cp -r "$src" "$dst"; rm -rf "$dst/.train"
 OMP_NUM_THREADS=1 stylecam export "$dst" --precision fp16,int8,int8-cpu > "$dst.export.log" 2>&1

@@ -318,7 +318,8 @@ def test_an_instancenorm_network_whose_int8_cpu_flickers_or_misses_the_gate_keep
     if missed == "accuracy gate":  # as after a mixed-precision search that failed on the held-out photos
         record["accuracy"] = {**record["accuracy"], "psnr_db": GATE_DB["int8-cpu"] - 0.1}
     everywhere = flicker_ratio(wave, out)
-    _steady_int8_cpu(quantize, out, wave, gate, gate, record, method="minmax")  # minmax: no percentile search
+    _steady_int8_cpu(quantize, out, wave, gate, gate, record, conv_macs(wave.model_file("fp32")),
+                     method="minmax")  # minmax: no percentile search
     assert int8_convs(out) == trunk and record["trunk_only"]["convs"] == trunk
     assert record["flicker_vs_fp32"] == flicker_ratio(wave, out) <= FLICKER_GATE
     assert record["accuracy"] == gate.compare(out) and record["accuracy"]["psnr_db"] >= GATE_DB["int8-cpu"]
@@ -343,8 +344,6 @@ def test_shipped_int8_cpu_models_use_seven_bit_weights_and_tensorrt_ones_eight()
 
 def test_this_cpu_computes_the_shipped_int8_cpu_image():
     """The manifest's PSNR was measured on the exporting CPU; integer kernels of another x86 tier must agree."""
-    from stylecam.styles import STYLES_DIR
-
     scream = load_bundle(BATCHNORM_STYLES / "the_scream")
     measured = scream.manifest["variants"]["int8-cpu"]["accuracy"]
     here = compare(scream, scream.model_file("int8-cpu"), images(shared("content"), measured["photos"],

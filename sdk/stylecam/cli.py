@@ -310,24 +310,26 @@ def cmd_export(args) -> None:
         if p == "fp32":
             continue
         acc = v.get("accuracy", {})
-        m = v.get("mixed_precision")
-        mixed = (f" (mixed precision, {m['order']}: {len(m['float_nodes'])} nodes in float, "
-                 f"{m['float_convs']} of {m['of_convs']} convolutions among them, "
-                 f"{m['int8_mac_share']:.0%} of the MACs in INT8; INT8 everywhere gave "
-                 f"{m['int8_everywhere_psnr_db']} dB)") if m else ""
         if trunk := v.get("trunk_only"):
             why = trunk.get("because", {})
             missed = (f"; more INT8 missed the {why['missed']}: {why['psnr_db']} dB" + (
                 f", {why['flicker_vs_fp32']}× FP32's flicker" if why.get("flicker_vs_fp32") else "")) if why else ""
-            mixed = (f" (INT8 in the residual trunk only: {len(trunk['convs'])} convolutions, "
-                     f"{v['int8_mac_share']:.0%} of the MACs{missed})")
+            layout = (f" (INT8 in the residual trunk only: {len(trunk['convs'])} convolutions, "
+                      f"{v['int8_mac_share']:.0%} of the MACs{missed})")
+        elif m := v.get("mixed_precision"):
+            layout = (f" (mixed precision, {m['order']}: {len(m['float_nodes'])} nodes in float, "
+                      f"{m['float_convs']} of {m['of_convs']} convolutions among them, "
+                      f"{m['int8_mac_share']:.0%} of the MACs in INT8; INT8 everywhere gave "
+                      f"{m['int8_everywhere_psnr_db']} dB)")
+        else:
+            layout = ""
         cpu = f", {v['flicker_vs_fp32']}× FP32's flicker" if "flicker_vs_fp32" in v else ""
         cpu += f", {v['cpu_speedup_vs_fp32']}× FP32's speed here" if "cpu_speedup_vs_fp32" in v else ""
         if (search := v.get("percentile_search")) and search["chosen"]:
             cpu += (f", calibration percentile {search['chosen']} ({search['tries'][0]['percentile']} flickered "
                     f"{search['tries'][0]['flicker_vs_fp32']}×)")
         print(f"{p}: {v['status']}: PSNR {acc.get('psnr_db')} dB, SSIM {acc.get('ssim')}, max abs error "
-              f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){mixed}{cpu}")
+              f"{acc.get('max_abs_error')} vs fp32 (gate {v['gate_psnr_db']} dB){layout}{cpu}")
         if v["status"] != "passed":
             failed.append(f"{p} {v['status']}")
             print(f"  {v.get('message', '')}")
