@@ -22,8 +22,9 @@ of two orders: the most sensitive first (each node put in INT8 alone, the rest f
 photos), or the decoder first (its residual stream spans ±220 in candy, against ±1 at the input). Bisection finds
 the fewest nodes of each order that pass on the calibration photos, and the order that leaves more MACs in INT8
 wins. The gate itself is then measured on held-out photos that took no part in the choice.
-INT8-CPU that still misses the gate or flickers (after lower calibration percentiles) keeps INT8 in the residual
-trunk only, the lowest-resolution convolutions, whose rounding neither flickers nor costs much accuracy.
+INT8-CPU that still misses the gate or flickers (after lower calibration percentiles), and INT8 whose mixed precision
+misses it on the held-out photos, keep INT8 in the residual trunk only, the lowest-resolution convolutions, whose
+rounding neither flickers nor costs much accuracy.
 """
 from __future__ import annotations
 
@@ -484,15 +485,19 @@ def trunk_convs(path: Path) -> list[str]:
     return [layer.name for layer in layers if layer.output_pixels == lowest]
 
 
-def _trunk_only(quantize, out: Path, bundle: Bundle, gate: Reference) -> dict:
-    """Only the residual trunk in INT8. In the InstanceNorm networks the rounding of the thin full- and
-    half-resolution layers is what flickers and loses accuracy (wave: 1.44× FP32's flicker with every convolution
-    in INT8, 1.36× with only those, 1.01× with only the trunk, at 1.33× FP32's speed; udnie: 29.7 dB everywhere)."""
+def _trunk_only(quantize, out: Path, bundle: Bundle, gate: Reference, record: dict, macs: dict[str, int],
+                missed: str) -> None:
+    """Only the residual trunk in INT8, after more INT8 ``missed`` a check. In the InstanceNorm networks the rounding
+    of the thin full- and half-resolution layers is what flickers and loses accuracy (wave: 1.44× FP32's flicker
+    with every convolution in INT8, 1.36× with only those, 1.01× with only the trunk, at 1.33× FP32's speed; udnie:
+    29.7 dB everywhere). Updates ``record`` and leaves the model in ``out``."""
+    tried = {"psnr_db": record["accuracy"]["psnr_db"], "flicker_vs_fp32": record.get("flicker_vs_fp32")}
     trunk = trunk_convs(bundle.model_file("fp32"))
     quantize(only=trunk)
     flicker = flicker_ratio(bundle, out)
-    return {"accuracy": gate.compare(out), "flicker_vs_fp32": flicker,
-            "trunk_only": {"convs": trunk, "flicker_vs_fp32": flicker}}
+    record.update(accuracy=gate.compare(out), flicker_vs_fp32=flicker,
+                  int8_mac_share=_int8_share(int8_convs(out), macs),
+                  trunk_only={"convs": trunk, "flicker_vs_fp32": flicker, "because": {"missed": missed, **tried}})
 
 
 def _steady_int8_cpu(quantize, out: Path, bundle: Bundle, search: Reference, gate: Reference, record: dict,
@@ -509,10 +514,7 @@ def _steady_int8_cpu(quantize, out: Path, bundle: Bundle, search: Reference, gat
     missed = ("accuracy gate" if record["accuracy"]["psnr_db"] < GATE_DB["int8-cpu"] else
               "flicker check" if record["flicker_vs_fp32"] > FLICKER_GATE else None)
     if missed:
-        tried = {"psnr_db": record["accuracy"]["psnr_db"], "flicker_vs_fp32": record.get("flicker_vs_fp32")}
-        record.update(_trunk_only(quantize, out, bundle, gate))
-        record["trunk_only"]["because"] = {"missed": missed, **tried}
-        record["int8_mac_share"] = _int8_share(int8_convs(out), macs)
+        _trunk_only(quantize, out, bundle, gate, record, macs, missed)
 
 
 def cpu_speedup(bundle: Bundle, variant_path: Path, size: tuple[int, int] = (480, 640), rounds: int = 6,
@@ -604,6 +606,8 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
             search = Reference(bundle, calib_photos[:SEARCH_PHOTOS])
             record.update(_int8_mixed(quantize, out, search, gate, macs, record["accuracy"], GATE_DB[precision]))
         record["int8_mac_share"] = _int8_share(int8_convs(out), macs)  # 1.0: INT8 everywhere passed
+        if precision == "int8" and record["accuracy"]["psnr_db"] < GATE_DB["int8"]:  # chosen on calibration photos,
+            _trunk_only(quantize, out, bundle, gate, record, macs, "accuracy gate")  # missed on held-out ones
     check = "accuracy gate"
     try:
         if precision == "int8-cpu":

@@ -8,19 +8,31 @@
 set -eu
 export CONTENT=$1 STYLES=$2 RUNS=${3:-$HOME/stylecam-runs/ship}
 mkdir -p "$RUNS"
-OMP_NUM_THREADS=2 stylecam train --style "$STYLES/wave.jpg" --content "$CONTENT" --arch small_in --out "$RUNS/wave_s0" \
-  --name wave --steps 2750 --batch 2 --size 256 --style-weight 2 --checkpoint-every 250 --seed 0 --resume \
-  > "$RUNS/wave_s0.log" 2>&1
-# name, style weight, steps, title, licence (style weight: the painting's Gram matrices differ in scale)
-while IFS='|' read -r name weight steps title licence; do
-  TITLE=$title LICENCE=$licence scripts/finetune_style.sh "$name" "$weight" "$steps" "$RUNS/wave_s0" &
+# wave from scratch, once per tier (full: small_in, fast: nano_in), one thread each, side by side
+for arch in small_in:wave_s0:2750 nano_in:wave_nano_s0:3000; do
+  IFS=: read -r net out steps <<< "$arch"
+  OMP_NUM_THREADS=1 stylecam train --style "$STYLES/wave.jpg" --content "$CONTENT" --arch "$net" --out "$RUNS/$out" \
+    --name wave --steps "$steps" --batch 2 --size 256 --style-weight 2 --checkpoint-every 250 --seed 0 --resume \
+    > "$RUNS/$out.log" 2>&1 &
+done
+wait
+# name, style weight, steps, temporal weight, title, licence (style weight: the paintings' Gram matrices differ in
+# scale; the temporal weight follows it). A *_nano name fine-tunes the fast tier's wave.
+while IFS='|' read -r name weight steps temporal title licence; do
+  init=$RUNS/wave_s0; [[ $name == *_nano ]] && init=$RUNS/wave_nano_s0
+  TITLE=$title LICENCE=$licence scripts/finetune_style.sh "$name" "$weight" "$steps" "$init" "$temporal" &
   [ "$(jobs -r | wc -l)" -lt 2 ] || wait -n
 done <<'STYLES'
-wave|2|500|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
-the_scream|8|1500|The Scream|public domain (Edvard Munch, The Scream, 1893)
-udnie|8|2000|Udnie|public domain (Francis Picabia, Udnie, 1913)
-candy|0.5|1500|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
-starry_night|0.25|1250|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)
+wave|2|500|3e7|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
+the_scream|8|1500|3e7|The Scream|public domain (Edvard Munch, The Scream, 1893)
+udnie|8|2000|3e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
+candy|0.5|1500|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
+mosaic|1|1750|2e7|Mosaic|research-only (jcjohnson/fast-neural-style images; artist not stated)
+wave_nano|2|500|3e7|The Great Wave (fast)|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
+the_scream_nano|8|1000|3e7|The Scream (fast)|public domain (Edvard Munch, The Scream, 1893)
+udnie_nano|8|1000|3e7|Udnie (fast)|public domain (Francis Picabia, Udnie, 1913)
+candy_nano|0.5|1000|2e7|Candy (fast)|research-only (jcjohnson/fast-neural-style images; artist not stated)
+starry_night_nano|0.4|1000|6e6|The Starry Night (fast)|public domain (Vincent van Gogh, The Starry Night, 1889)
 STYLES
 wait
 ls -d "$RUNS"/*/ | grep -v "_s[01]/$"

@@ -148,6 +148,37 @@ def test_int8_everywhere_is_kept_when_it_passes(eval_photos, tmp_path):
     assert record["int8_mac_share"] == 1.0 and len(int8_convs(tmp_path / "model.int8.onnx")) == 29
 
 
+@rounds_fp16
+def test_int8_whose_mixed_precision_misses_on_the_held_out_photos_keeps_int8_in_its_trunk(eval_photos, tmp_path,
+                                                                                        monkeypatch):
+    """The mixed-precision search chooses on calibration photos; where its choice then misses the gate on the held-out
+    ones (mosaic: 29.6 dB), INT8 in the residual trunk alone is judged instead."""
+    from stylecam.export import precision
+    from stylecam.export.precision import trunk_convs
+    from stylecam.styles import resolve
+
+    wave, probe = resolve("wave"), tmp_path / "probe.onnx"
+    photos, calib = eval_photos[:2], images(shared("content"), 4, 256, "imagenet_*")
+    trunk = trunk_convs(wave.model_file("fp32"))
+    make_int8(wave, probe, calib, precision="int8")
+    everywhere = compare(wave, probe, photos)
+    make_int8(wave, probe, calib, precision="int8", only=trunk)
+    trunk_db = compare(wave, probe, photos)["psnr_db"]
+    assert trunk_db > everywhere["psnr_db"] + 1  # the gate goes between them: everywhere misses, the trunk passes
+    monkeypatch.setitem(GATE_DB, "int8", (trunk_db + everywhere["psnr_db"]) / 2)
+    searched = []  # a search whose choice (here: INT8 everywhere) misses on the held-out photos
+    monkeypatch.setattr(precision, "_int8_mixed", lambda *a: searched.append(a) or {"accuracy": everywhere})
+    out = tmp_path / "out"
+    out.mkdir()
+    record = build_variant(wave, "int8", out, photos, calib)
+    written = out / "model.int8.onnx"
+    assert len(searched) == 1 and record["status"] == "passed" and int8_convs(written) == trunk
+    assert record["trunk_only"]["because"] == {"missed": "accuracy gate", "psnr_db": everywhere["psnr_db"],
+                                               "flicker_vs_fp32": None}
+    assert record["accuracy"] == compare(wave, written, photos) and record["accuracy"]["psnr_db"] == trunk_db
+    assert 0.4 < record["int8_mac_share"] < 0.7
+
+
 def test_the_int8_gate_needs_an_onnx_runtime_that_rounds_float16_quantization(eval_photos, tmp_path):
     import onnxruntime as ort
 
