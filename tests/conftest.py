@@ -8,8 +8,9 @@ import pytest
 from stylecam.styles import STYLES_DIR
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-# The earlier `small` styles (zero-padded BatchNorm networks, every variant exported), no longer shipped: the tests
-# of what only such networks show (BatchNorm folding and freezing, tiles, mixed-precision INT8) run on them.
+# The earlier `small` and `nano` styles (zero-padded BatchNorm networks, every variant exported), no longer shipped:
+# the tests of what only such networks show (BatchNorm folding and freezing, tiles, mixed-precision INT8, an INT8-CPU
+# that flickers at the first calibration percentile) run on them.
 BATCHNORM_STYLES = Path(__file__).resolve().parent / "data" / "batchnorm_styles"
 
 
