@@ -14,6 +14,8 @@ from stylecam.tiles import TileError, infer_tiled, receptive_radius, windows
 
 from conftest import BATCHNORM_STYLES
 
+NANO = BATCHNORM_STYLES / "candy_nano"  # a BatchNorm nano: InstanceNorm networks see the whole frame, no tiles
+
 
 @pytest.fixture(scope="module")
 def photo():
@@ -23,7 +25,7 @@ def photo():
     return cv2.resize(frame, (700, 530))  # not a tile multiple: ragged last tiles on both axes
 
 
-@pytest.mark.parametrize("style", [BATCHNORM_STYLES / "the_scream", "candy_nano"])
+@pytest.mark.parametrize("style", [BATCHNORM_STYLES / "the_scream", NANO])
 def test_tiles_stitch_into_the_whole_frame_image_bit_for_bit(photo, style):
     whole = Stylizer(style, backend="onnxruntime", variant="fp32", threads=1)
     tiled = Stylizer(style, backend="onnxruntime", variant="fp32", threads=1, tile=160)
@@ -63,7 +65,7 @@ def test_a_frame_too_large_for_the_memory_left_runs_in_tiles_into_the_same_image
 def test_the_receptive_radius_is_found_once_per_bundle(photo, monkeypatch):
     import stylecam.bundle
 
-    s = Stylizer("candy_nano", backend="onnxruntime", variant="fp32", threads=1, tile=160)
+    s = Stylizer(NANO, backend="onnxruntime", variant="fp32", threads=1, tile=160)
     first = s(photo)
     hashed = []
     check = stylecam.bundle.sha256_file
@@ -104,7 +106,7 @@ def test_a_network_that_cannot_be_tiled_runs_whole_when_memory_is_short(scream_c
 
 
 def test_receptive_radius_follows_the_architecture():
-    small, nano = resolve(BATCHNORM_STYLES / "the_scream"), resolve("candy_nano")
+    small, nano = resolve(BATCHNORM_STYLES / "the_scream"), resolve(NANO)
     r_small = receptive_radius(small.model_file("fp32"), small.stride)
     r_nano = receptive_radius(nano.model_file("fp32"), nano.stride)
     assert 0 < r_nano < r_small < 128 and r_small % small.stride == 0  # nano has fewer residual blocks
@@ -131,13 +133,13 @@ def test_windows_cover_the_axis_once_within_the_limit():
 @pytest.mark.parametrize("tile", [0, -5, 2.5, "big", True])
 def test_a_bad_tile_is_refused_by_name(tile):
     with pytest.raises(TileError, match="tile must be"):
-        Stylizer("candy_nano", backend="onnxruntime", tile=tile)
+        Stylizer(NANO, backend="onnxruntime", tile=tile)
 
 
 def test_a_backends_own_maximum_tiles_too(photo):
     # TensorRT sets max_input from its engine profile; a frame beyond it runs in tiles instead of failing
-    whole = Stylizer("candy_nano", backend="onnxruntime", variant="fp32", threads=1)
-    limited = Stylizer("candy_nano", backend="onnxruntime", variant="fp32", threads=1)
+    whole = Stylizer(NANO, backend="onnxruntime", variant="fp32", threads=1)
+    limited = Stylizer(NANO, backend="onnxruntime", variant="fp32", threads=1)
     limited._backend.max_input = (200, 300)
     calls = []
     infer = limited._backend.infer
@@ -152,13 +154,13 @@ def test_cli_run_with_tiles_writes_the_same_photo(tmp_path, photo):
     outs = []
     for extra in ([], ["--tile", "256"]):
         out = tmp_path / f"out{len(outs)}.png"
-        r = subprocess.run([sys.executable, "-m", "stylecam.cli", "run", "--style", "candy_nano", "--backend",
+        r = subprocess.run([sys.executable, "-m", "stylecam.cli", "run", "--style", str(NANO), "--backend",
                             "onnxruntime", "--variant", "fp32", "--input", str(src), "--output", str(out), *extra],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         outs.append(cv2.imread(str(out)))
     assert np.array_equal(outs[0], outs[1])
-    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "run", "--style", "candy_nano", "--input", str(src),
+    r = subprocess.run([sys.executable, "-m", "stylecam.cli", "run", "--style", str(NANO), "--input", str(src),
                         "--output", str(tmp_path / "x.png"), "--tile", "40"], capture_output=True, text=True)
     assert r.returncode != 0 and "at least" in r.stderr and not (tmp_path / "x.png").exists()
     # InstanceNorm normalizes over the whole frame: a tile would get other statistics, so it is refused

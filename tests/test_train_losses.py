@@ -141,8 +141,8 @@ def test_fine_tune_starts_from_a_bundled_style_by_name(content, tmp_path):
 def test_fine_tuning_records_the_network_it_keeps_and_refuses_another(content, tmp_path):
     from stylecam.train.trainer import TrainConfig
 
-    assert tiny(content, tmp_path / "a", 2, init="candy_nano").arch == "nano"  # not the "small_in" default
-    with pytest.raises(ValueError, match="--arch small does not match --init candy_nano, a nano network"):
+    assert tiny(content, tmp_path / "a", 2, init="wave_nano").arch == "nano_in"  # not the "small_in" default
+    with pytest.raises(ValueError, match="--arch small does not match --init candy_nano, a nano_in network"):
         tiny(content, tmp_path / "b", 2, init="candy_nano", arch="small")
     assert TrainConfig(style="s.jpg", content="c", out="o").arch == "small_in"
 
