@@ -145,34 +145,3 @@ def contact_sheet(photos: list[np.ndarray], columns: dict[str, list[np.ndarray]]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), image_grid(rows, ["photo", *columns], height))
     return Path(path)
-
-
-def tradeoff_plot(points: list[dict], path: str | Path) -> Path:
-    """Style ratio against content error, one marker per model (``label``, ``arch``, ``style_ratio``,
-    ``content_error``), one colour per architecture: the trade-off that the style weight moves along. Lower left is
-    better; the shaded corner is the full tier's target (ratio ≤ 0.13, content error ≤ 1.6)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
-    ax.add_patch(plt.Rectangle((0, 0), 1.6, 0.13, color="tab:green", alpha=0.12, label="full-tier target"))
-    archs = sorted({p["arch"] for p in points})
-    for i, arch in enumerate(archs):
-        mine = [p for p in points if p["arch"] == arch]
-        ax.scatter([p["content_error"] for p in mine], [p["style_ratio"] for p in mine], color=f"C{i}", label=arch)
-        for p in mine:
-            ax.annotate(p["label"], (p["content_error"], p["style_ratio"]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-    ax.set_xlabel("content error (relu3_3, relative)")
-    ax.set_ylabel("style ratio (1 = the photo's, lower = closer to the painting)")
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)

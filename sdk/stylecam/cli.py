@@ -32,6 +32,13 @@ def cmd_styles(args) -> None:
                    if "style_ratio" in q else "")
         print(f"{name:<{name_w}}  {m.get('title', ''):<{title_w}}  {arch.get('name', '?'):<8} "
               f"{arch.get('params', 0) / 1e3:5.0f}K params  {quality}variants: {', '.join(bundle.variants)}")
+    if args.plot:
+        from .quality import tradeoff_plot
+
+        # the numbers `stylecam eval --write-manifest` stored: one protocol for every style, nothing re-measured
+        points = [{"label": name, "arch": b.manifest["architecture"]["name"], **b.manifest["metrics"]}
+                  for name, b in bundles.items() if "style_ratio" in b.manifest.get("metrics", {})]
+        print(f"trade-off plot: {tradeoff_plot(points, args.plot)}")
 
 
 def cmd_backends(args) -> None:
@@ -587,10 +594,11 @@ def cmd_eval(args) -> None:
         return cmd_eval_video(args)
     _needs_train_extra("eval")
     from stylecam.export.precision import images, shared_content
-    from stylecam.train.metrics import Evaluator, contact_sheet, frame_photos, tradeoff_plot
     from stylecam.train.data import read_rgb
+    from stylecam.train.metrics import Evaluator, contact_sheet, frame_photos
 
     from .bundle import write_manifest
+    from .quality import tradeoff_plot
 
     folder = args.photos or shared_content()
     if folder is None:
@@ -639,7 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"stylecam {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("styles", help="list the bundled styles").set_defaults(func=cmd_styles)
+    styles = sub.add_parser("styles", help="list the bundled styles")
+    styles.add_argument("--plot", help="also write a PNG of their style ratio against content error, as measured "
+                        "when they shipped (needs matplotlib: the bench extra)")
+    styles.set_defaults(func=cmd_styles)
     sub.add_parser("backends", help="which inference backends run here, and why not").set_defaults(
         func=cmd_backends)
     sub.add_parser("gst-path", help="print the shell lines that let GStreamer find the stylecam element "
