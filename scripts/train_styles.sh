@@ -3,7 +3,7 @@
 # from it and steadied for video (scripts/finetune_style.sh), two at a time with one thread each. Each shipped
 # manifest's training.phases has the exact history (some took an extra phase at another style weight).
 # usage: scripts/train_styles.sh CONTENT_DIR STYLES_DIR [RUNS_DIR=~/stylecam-runs/ship]
-# CONTENT_DIR must leave out the held-out photos (shared/data/content minus bsds_val_*). About 6 h on 2 cores.
+# CONTENT_DIR must leave out the held-out photos (shared/data/content minus bsds_val_*). About 7 h on 2 cores.
 # Interrupted? Run it again: each phase resumes from its checkpoint or starts over (the temporal ones, 400 steps).
 set -eu
 export CONTENT=$1 STYLES=$2 RUNS=${3:-$HOME/stylecam-runs/ship}
@@ -28,6 +28,7 @@ the_scream|8|1500|3e7|The Scream|public domain (Edvard Munch, The Scream, 1893)
 udnie|8|2000|3e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
 candy|0.5|1500|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
 mosaic|1|1750|2e7|Mosaic|research-only (jcjohnson/fast-neural-style images; artist not stated)
+starry_night|0.5|2000|6e6|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)
 wave_nano|2|500|3e7|The Great Wave (fast)|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
 the_scream_nano|8|1000|3e7|The Scream (fast)|public domain (Edvard Munch, The Scream, 1893)
 udnie_nano|8|1000|3e7|Udnie (fast)|public domain (Francis Picabia, Udnie, 1913)
