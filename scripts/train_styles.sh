@@ -26,13 +26,13 @@ done <<'STYLES'
 wave|2|500|3e7|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
 the_scream|8|1500|3e7|The Scream|public domain (Edvard Munch, The Scream, 1893)
 udnie|8|2000|3e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
-candy|0.5|1500|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
+candy|1|2100|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
 mosaic|1|1750|2e7|Mosaic|research-only (jcjohnson/fast-neural-style images; artist not stated)
 starry_night|0.5|2000|6e6|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)
 wave_nano|2|500|3e7|The Great Wave (fast)|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
 the_scream_nano|8|1000|3e7|The Scream (fast)|public domain (Edvard Munch, The Scream, 1893)
 udnie_nano|8|1000|3e7|Udnie (fast)|public domain (Francis Picabia, Udnie, 1913)
-candy_nano|0.5|1000|2e7|Candy (fast)|research-only (jcjohnson/fast-neural-style images; artist not stated)
+candy_nano|1|1600|2e7|Candy (fast)|research-only (jcjohnson/fast-neural-style images; artist not stated)
 starry_night_nano|0.4|1000|6e6|The Starry Night (fast)|public domain (Vincent van Gogh, The Starry Night, 1889)
 STYLES
 wait
