@@ -161,10 +161,8 @@ def test_styles_lists_every_bundled_style_in_aligned_columns():
 
 
 def test_styles_plots_the_trade_off_they_shipped_with(tmp_path):
-    import json
-
     from stylecam import bundled_styles
-    from stylecam.styles import STYLES_DIR
+    from stylecam.styles import resolve
 
     plot = tmp_path / "styles.png"
     r = subprocess.run([*CLI, "styles", "--plot", str(plot)], capture_output=True, text=True)
@@ -172,8 +170,7 @@ def test_styles_plots_the_trade_off_they_shipped_with(tmp_path):
     assert f"trade-off plot: {plot}" in r.stdout
     img = cv2.imread(str(plot))
     assert img.shape[:2] == (550, 770)
-    archs = sorted({json.loads((STYLES_DIR / s / "manifest.json").read_text())["architecture"]["name"]
-                    for s in bundled_styles()})
+    archs = sorted({resolve(s).manifest["architecture"]["name"] for s in bundled_styles()})
     tab10 = {0: (180, 119, 31), 1: (14, 127, 255), 2: (44, 160, 44), 3: (40, 39, 214)}  # BGR
     for i, arch in enumerate(archs):  # every architecture's markers are drawn in its colour
         hits = np.all(np.abs(img.astype(int) - tab10[i]) <= 2, axis=2).sum()
