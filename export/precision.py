@@ -500,19 +500,21 @@ def _trunk_only(quantize, out: Path, bundle: Bundle, gate: Reference, record: di
                   trunk_only={"convs": trunk, "flicker_vs_fp32": flicker, "because": {"missed": missed, **tried}})
 
 
-def _steady_int8_cpu(quantize, out: Path, bundle: Bundle, search: Reference, gate: Reference, record: dict,
-                     macs: dict[str, int], method: str) -> None:
-    """INT8-CPU after the accuracy gate's search (``record``): if it passed but flickers, lower calibration
-    percentiles; if it still misses the accuracy gate or flickers, INT8 in the trunk only. Updates ``record`` and
-    leaves the chosen model in ``out``."""
-    if record["accuracy"]["psnr_db"] >= GATE_DB["int8-cpu"]:
+def _settle_int8(quantize, out: Path, bundle: Bundle, precision: str, search: Reference, gate: Reference,
+                 record: dict, macs: dict[str, int], method: str) -> None:
+    """INT8 after the accuracy gate's search (``record``). INT8-CPU that passed but flickers tries lower calibration
+    percentiles first. Either precision that still misses the accuracy gate on the held-out photos (a mixed-precision
+    choice made on calibration photos can), or INT8-CPU that still flickers, keeps INT8 in the trunk only. Updates
+    ``record`` and leaves the chosen model in ``out``."""
+    passed = record["accuracy"]["psnr_db"] >= GATE_DB[precision]
+    if precision == "int8-cpu" and passed:
         record["flicker_vs_fp32"] = flicker_ratio(bundle, out)
         if record["flicker_vs_fp32"] > FLICKER_GATE and method == "percentile" and "mixed_precision" not in record:
             record.update(_steadier(quantize, out, bundle, search, gate, record["flicker_vs_fp32"]))
             if record["percentile_search"]["chosen"]:  # a new model: the held-out photos judged it again
                 record["calibration"]["percentile"] = record["percentile_search"]["chosen"]
-    missed = ("accuracy gate" if record["accuracy"]["psnr_db"] < GATE_DB["int8-cpu"] else
-              "flicker check" if record["flicker_vs_fp32"] > FLICKER_GATE else None)
+    missed = ("accuracy gate" if record["accuracy"]["psnr_db"] < GATE_DB[precision] else
+              "flicker check" if record.get("flicker_vs_fp32", 0) > FLICKER_GATE else None)
     if missed:
         _trunk_only(quantize, out, bundle, gate, record, macs, missed)
 
@@ -601,18 +603,13 @@ def build_variant(bundle: Bundle, precision: str, out_dir: Path, eval_photos: li
         record.update(dtype=scheme["dtype"], calibration={"method": method, "photos": len(calib_photos)},
                       scheme=scheme["scheme"])
         record["accuracy"] = gate.compare(out)
-        macs = conv_macs(bundle.model_file("fp32"))
+        macs, search = conv_macs(bundle.model_file("fp32")), Reference(bundle, calib_photos[:SEARCH_PHOTOS])
         if record["accuracy"]["psnr_db"] < GATE_DB[precision]:
-            search = Reference(bundle, calib_photos[:SEARCH_PHOTOS])
             record.update(_int8_mixed(quantize, out, search, gate, macs, record["accuracy"], GATE_DB[precision]))
         record["int8_mac_share"] = _int8_share(int8_convs(out), macs)  # 1.0: INT8 everywhere passed
-        if precision == "int8" and record["accuracy"]["psnr_db"] < GATE_DB["int8"]:  # chosen on calibration photos,
-            _trunk_only(quantize, out, bundle, gate, record, macs, "accuracy gate")  # missed on held-out ones
+        _settle_int8(quantize, out, bundle, precision, search, gate, record, macs, method)
     check = "accuracy gate"
     try:
-        if precision == "int8-cpu":
-            _steady_int8_cpu(quantize, out, bundle, Reference(bundle, calib_photos[:SEARCH_PHOTOS]), gate, record,
-                             macs, method)
         check_gate(bundle.name, precision, record["accuracy"])
         if precision == "int8-cpu":
             check = "flicker check"

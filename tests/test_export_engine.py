@@ -334,7 +334,7 @@ def test_a_flickering_int8_cpu_tries_lower_percentiles_until_one_passes_both_gat
 
 @pytest.mark.parametrize("missed", ["flicker check", "accuracy gate"])
 def test_an_instancenorm_network_whose_int8_cpu_flickers_or_misses_the_gate_keeps_int8_in_its_trunk(missed, tmp_path):
-    from stylecam.export.precision import (FLICKER_GATE, Reference, _steady_int8_cpu, conv_macs, flicker_ratio,
+    from stylecam.export.precision import (FLICKER_GATE, Reference, _settle_int8, conv_macs, flicker_ratio,
                                            trunk_convs)
     from stylecam.styles import resolve
 
@@ -349,8 +349,8 @@ def test_an_instancenorm_network_whose_int8_cpu_flickers_or_misses_the_gate_keep
     if missed == "accuracy gate":  # as after a mixed-precision search that failed on the held-out photos
         record["accuracy"] = {**record["accuracy"], "psnr_db": GATE_DB["int8-cpu"] - 0.1}
     everywhere = flicker_ratio(wave, out)
-    _steady_int8_cpu(quantize, out, wave, gate, gate, record, conv_macs(wave.model_file("fp32")),
-                     method="minmax")  # minmax: no percentile search
+    _settle_int8(quantize, out, wave, "int8-cpu", gate, gate, record, conv_macs(wave.model_file("fp32")),
+                 method="minmax")  # minmax: no percentile search
     assert int8_convs(out) == trunk and record["trunk_only"]["convs"] == trunk
     assert record["flicker_vs_fp32"] == flicker_ratio(wave, out) <= FLICKER_GATE
     assert record["accuracy"] == gate.compare(out) and record["accuracy"]["psnr_db"] >= GATE_DB["int8-cpu"]
