@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from conftest import shared, tiny  # noqa: E402
 from stylecam import Stylizer, load_bundle  # noqa: E402
 from stylecam.bundle import write_manifest  # noqa: E402
-from stylecam.train.trainer import train  # noqa: E402
+from stylecam.train.trainer import train, training_phases  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
     cli = [sys.executable, "-m", "stylecam.cli"]
     subprocess.run([*cli, "train", "--style", str(shared("styles/udnie.jpg")), "--content", str(content),
                     "--out", str(out), "--arch", "nano", "--steps", "2", "--size", "64", "--batch", "1",
-                    "--style-size", "96"], check=True, capture_output=True)
+                    "--style-size", "96", "--content-layer", "relu3_3"], check=True, capture_output=True)
     r = subprocess.run([*cli, "export", str(out), "--check-image", str(shared("content/bsds_val_3096.jpg"))],
                        check=True, capture_output=True, text=True)
     assert "fp32: parity with torch" in r.stdout
@@ -55,6 +55,8 @@ def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
 
     assert onnx.load(str(out / "model.onnx")).ir_version == 10  # what ONNX Runtime 1.18+ loads
     m = json.loads((out / "manifest.json").read_text())
+    assert m["training"]["recipe"]["weights"]["content_layer"] == "relu3_3"
+    assert [p["content_layer"] for p in training_phases(m)] == ["relu3_3"]
     assert m["export"]["parity"]["max_abs_error_vs_torch"] <= 1e-3
     assert m["export"]["parity"]["image"] == "bsds_val_3096.jpg"
     onnx_out = Stylizer(out, backend="onnxruntime", variant="fp32").stylize(photo)

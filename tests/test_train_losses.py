@@ -164,3 +164,20 @@ def test_fine_tuning_keeps_the_batchnorm_statistics_unless_told_not_to(content, 
     assert not any(torch.equal(b[k], shipped[k]) for k in stats)
     assert load_bundle(frozen).manifest["training"]["recipe"]["freeze_bn"] is True
     assert load_bundle(free).manifest["training"]["recipe"]["freeze_bn"] is False
+
+
+def test_the_content_loss_holds_the_layer_it_is_given():
+    from stylecam.train.losses import PerceptualLoss
+    from stylecam.train.options import LossWeights
+    from stylecam.train.vgg import VGG16Features
+
+    vgg, g = VGG16Features(), torch.Generator().manual_seed(0)
+    photo = torch.rand(1, 3, 64, 64, generator=g)
+    stylized = (photo + 0.2 * torch.rand(1, 3, 64, 64, generator=g)).clamp(0, 1)
+    with torch.no_grad():
+        fx, fy = vgg(photo), vgg(stylized)
+        held = {layer: float(PerceptualLoss(vgg, photo, LossWeights(content_layer=layer))(stylized, photo)["content"])
+                for layer in ("relu2_2", "relu3_3")}
+    for layer, value in held.items():
+        assert value == pytest.approx(float(torch.nn.functional.mse_loss(fy[layer], fx[layer])), rel=1e-4)
+    assert held["relu2_2"] != pytest.approx(held["relu3_3"], rel=0.05)

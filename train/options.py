@@ -30,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3; with --qat 1e-4)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order (default %(default)s)")
     p.add_argument("--content-weight", type=float, default=LossWeights.content,
-                   help="VGG16 relu2_2 content loss weight (default %(default)g)")
+                   help="VGG16 content loss weight (default %(default)g)")
+    p.add_argument("--content-layer", choices=("relu2_2", "relu3_3"), default=LossWeights.content_layer,
+                   help="VGG16 layer the content loss holds: relu3_3 keeps the scene's shapes but frees its colours "
+                        "and strokes to the style (default %(default)s)")
     p.add_argument("--style-weight", type=float, default=LossWeights.style,
                    help="Gram style loss weight: more paints more (default %(default)g)")
     p.add_argument("--tv-weight", type=float, default=LossWeights.tv,
