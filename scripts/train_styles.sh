@@ -23,7 +23,7 @@ while IFS='|' read -r name weight steps temporal title licence; do
   TITLE=$title LICENCE=$licence scripts/finetune_style.sh "$name" "$weight" "$steps" "$init" "$temporal" &
   [ "$(jobs -r | wc -l)" -lt 2 ] || wait -n
 done <<'STYLES'
-wave|4|500|3e7|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
+wave|6|900|3e7|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
 the_scream|8|1500|3e7|The Scream|public domain (Edvard Munch, The Scream, 1893)
 udnie|14|2500|4e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
 candy|1|2100|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
