@@ -16,11 +16,11 @@ for arch in small_in:wave_s0:2750 nano_in:wave_nano_s0:3000; do
     > "$RUNS/$out.log" 2>&1 &
 done
 wait
-# name, style weight, steps, temporal weight, title, licence (style weight: the paintings' Gram matrices differ in
-# scale; the temporal weight follows it). A *_nano name fine-tunes the fast tier's wave.
-while IFS='|' read -r name weight steps temporal title licence; do
+# name, style weight, steps, temporal weight, title, licence[, content layer] (style weight: the paintings' Gram
+# matrices differ in scale; the temporal weight follows it). A *_nano name fine-tunes the fast tier's wave.
+while IFS='|' read -r name weight steps temporal title licence layer; do
   init=$RUNS/wave_s0; [[ $name == *_nano ]] && init=$RUNS/wave_nano_s0
-  TITLE=$title LICENCE=$licence scripts/finetune_style.sh "$name" "$weight" "$steps" "$init" "$temporal" &
+  TITLE=$title LICENCE=$licence CONTENT_LAYER=${layer:-relu2_2} scripts/finetune_style.sh "$name" "$weight" "$steps" "$init" "$temporal" &
   [ "$(jobs -r | wc -l)" -lt 2 ] || wait -n
 done <<'STYLES'
 wave|6|900|3e7|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
@@ -28,7 +28,7 @@ the_scream|8|1500|3e7|The Scream|public domain (Edvard Munch, The Scream, 1893)
 udnie|14|2500|4e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
 candy|1|2100|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
 mosaic|1|1750|2e7|Mosaic|research-only (jcjohnson/fast-neural-style images; artist not stated)
-starry_night|0.5|2000|6e6|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)
+starry_night|0.7|2700|6e6|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)|relu3_3
 wave_nano|2|500|3e7|The Great Wave (fast)|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
 the_scream_nano|8|1000|3e7|The Scream (fast)|public domain (Edvard Munch, The Scream, 1893)
 udnie_nano|8|1000|3e7|Udnie (fast)|public domain (Francis Picabia, Udnie, 1913)
