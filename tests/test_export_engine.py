@@ -148,6 +148,42 @@ def test_int8_everywhere_is_kept_when_it_passes(eval_photos, tmp_path):
     assert record["int8_mac_share"] == 1.0 and len(int8_convs(tmp_path / "model.int8.onnx")) == 29
 
 
+@pytest.mark.parametrize("harder_by", [2.0, 6.0])
+def test_a_mixed_choice_that_misses_on_the_held_out_photos_is_searched_again_aiming_higher(harder_by):
+    """The search's logic on photo sets whose PSNR rises by 0.25 dB a node kept in float; the held-out ones are
+    ``harder_by`` dB lower than the calibration ones. 2 dB: aiming 2 dB higher finds a choice that passes; 6 dB:
+    only all-float would, so the first choice stays (and the trunk-only fallback follows in build_variant)."""
+    from stylecam.export.precision import _fewest_in_float, _widened
+
+    order, kept = [f"node_{i}" for i in range(32)], {}
+    quantize = lambda **nodes: kept.update(k=len(nodes["exclude"]))  # noqa: E731
+
+    class Photos:
+        def __init__(self, harder_by):
+            self.harder_by = harder_by
+
+        def psnr_db(self, out):
+            return 28 + 0.25 * kept["k"] - self.harder_by
+
+        def compare(self, out):
+            return {"psnr_db": self.psnr_db(out)}
+
+    search, gate, gate_db = Photos(0), Photos(harder_by), 30.0
+    k, tries = _fewest_in_float(quantize, None, search, order, gate_db + SEARCH_MARGIN_DB)
+    assert k == 12 and tries[12] == 31.0  # the first choice: 31 dB on the calibration photos
+    quantize(exclude=order[:k])
+    chosen = {"float_nodes": k, "search": [{"float_nodes": n, "psnr_db": db} for n, db in tries.items()]}
+    in_float, accuracy, record = _widened(quantize, None, search, gate, order, chosen, gate.compare(None), gate_db)
+    assert record["aim_db"] == gate_db + SEARCH_MARGIN_DB + harder_by
+    if harder_by == 2.0:
+        assert record["float_nodes"] == 20 and in_float == order[:20] and kept["k"] == 20
+        assert accuracy["psnr_db"] == record["psnr_db"] == 31.0
+    else:
+        assert record["float_nodes"] is None and in_float == order[:12] and kept["k"] == 12
+        assert accuracy["psnr_db"] == 25.0
+    assert all(n > 12 for n in (t["float_nodes"] for t in record["search"]))  # only longer prefixes were tried
+
+
 @rounds_fp16
 def test_int8_whose_mixed_precision_misses_on_the_held_out_photos_keeps_int8_in_its_trunk(eval_photos, tmp_path,
                                                                                         monkeypatch):
