@@ -25,7 +25,7 @@ while IFS='|' read -r name weight steps temporal title licence layer; do
 done <<'STYLES'
 wave|6|900|3e7|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
 the_scream|8|1500|3e7|The Scream|public domain (Edvard Munch, The Scream, 1893)
-udnie|14|2500|4e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
+udnie|22|2900|8e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
 candy|1|2100|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
 mosaic|1|1750|2e7|Mosaic|research-only (jcjohnson/fast-neural-style images; artist not stated)
 starry_night|0.7|2700|6e6|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)|relu3_3
