@@ -158,12 +158,15 @@ def _stylize(sess, bundle: Bundle, bgr: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 class Reference:
-    """FP32's frames for a set of photos, computed once; variants are judged against them."""
+    """FP32's frames for a set of photos, computed once, when a variant is first judged against them."""
 
     def __init__(self, bundle: Bundle, photos: list[np.ndarray]):
-        sess = _session(bundle.model_file("fp32"))
         self.bundle, self.photos = bundle, photos
-        self.outputs = [_stylize(sess, bundle, p) for p in photos]
+
+    @functools.cached_property
+    def outputs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        sess = _session(self.bundle.model_file("fp32"))
+        return [_stylize(sess, self.bundle, p) for p in self.photos]
 
     def compare(self, variant_path: Path) -> dict:
         """PSNR/SSIM of the variant's frames against FP32's (worst photo), and the max abs error of the tensors."""

@@ -20,7 +20,8 @@ wait
 # matrices differ in scale; the temporal weight follows it). A *_nano name fine-tunes the fast tier's wave.
 while IFS='|' read -r name weight steps temporal title licence layer; do
   init=$RUNS/wave_s0; [[ $name == *_nano ]] && init=$RUNS/wave_nano_s0
-  TITLE=$title LICENCE=$licence CONTENT_LAYER=${layer:-relu2_2} scripts/finetune_style.sh "$name" "$weight" "$steps" "$init" "$temporal" &
+  TITLE=$title LICENCE=$licence CONTENT_LAYER=$layer \
+    scripts/finetune_style.sh "$name" "$weight" "$steps" "$init" "$temporal" &
   [ "$(jobs -r | wc -l)" -lt 2 ] || wait -n
 done <<'STYLES'
 wave|6|900|3e7|The Great Wave|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)

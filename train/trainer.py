@@ -168,8 +168,9 @@ def _phase(training: dict) -> dict:
     r = training["recipe"]
     w = r.get("weights", {})
     return {"steps": training.get("steps_done"), "from": r.get("init") or "scratch", "style_weight": w.get("style"),
-            "temporal_weight": w.get("temporal"), "content_layer": w.get("content_layer"), "lr": r.get("lr"), "batch": r.get("batch"), "size": r.get("size"),
-            "hardware": training.get("hardware"), "seconds": training.get("seconds")}
+            "temporal_weight": w.get("temporal"), "content_layer": w.get("content_layer"), "lr": r.get("lr"),
+            "batch": r.get("batch"), "size": r.get("size"), "hardware": training.get("hardware"),
+            "seconds": training.get("seconds")}
 
 
 def write_samples(path: Path, model, photos: torch.Tensor) -> None:
