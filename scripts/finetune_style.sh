@@ -6,7 +6,8 @@
 #   e.g. scripts/finetune_style.sh the_scream 8 1500 ~/stylecam-runs/study/wave_small_in
 #        scripts/finetune_style.sh the_scream_nano 8 1000 ~/stylecam-runs/study/wave_nano_in  (paints the_scream.jpg)
 # Needs CONTENT (a folder of photos without the held-out bsds_val_*) and STYLES (the paintings, NAME.jpg); TITLE and
-# LICENCE name the painting; CONTENT_LAYER (default relu2_2) is the layer the content loss holds. One thread: run
+# LICENCE name the painting; CONTENT_LAYER (default relu2_2) is the layer the content loss holds, LAYER_WEIGHTS
+# (default 1,1,1,1) the style layers' shares. One thread: run
 # two at a time on a 2-core CPU (~1.6 s a step for small_in, 256 px; the temporal steps take twice as long).
 # Interrupted? Rerun the same line: the first phase resumes.
 set -eu
@@ -15,7 +16,7 @@ runs=${RUNS:-$HOME/stylecam-runs/ship}
 mkdir -p "$runs"
 common=(--style "$STYLES/${name%_nano}.jpg" --content "$CONTENT" --name "$name" --title "${TITLE:-$name}"
         --style-licence "${LICENCE:-unknown}" --batch 2 --size 256 --style-weight "$weight" --seed 0
-        --content-layer "${CONTENT_LAYER:-relu2_2}")
+        --content-layer "${CONTENT_LAYER:-relu2_2}" --style-layer-weights "${LAYER_WEIGHTS:-1,1,1,1}")
 export OMP_NUM_THREADS=1
 stylecam train --init "$init" --out "$runs/${name}_s1" "${common[@]}" --steps "$steps" --lr 1e-3 \
   --checkpoint-every 250 --resume > "$runs/${name}_s1.log" 2>&1

@@ -47,7 +47,8 @@ def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
     cli = [sys.executable, "-m", "stylecam.cli"]
     subprocess.run([*cli, "train", "--style", str(shared("styles/udnie.jpg")), "--content", str(content),
                     "--out", str(out), "--arch", "nano", "--steps", "2", "--size", "64", "--batch", "1",
-                    "--style-size", "96", "--content-layer", "relu3_3"], check=True, capture_output=True)
+                    "--style-size", "96", "--content-layer", "relu3_3", "--style-layer-weights", "1,1,4,4"],
+                   check=True, capture_output=True)
     r = subprocess.run([*cli, "export", str(out), "--check-image", str(shared("content/bsds_val_3096.jpg"))],
                        check=True, capture_output=True, text=True)
     assert "fp32: parity with torch" in r.stdout
@@ -57,6 +58,7 @@ def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
     m = json.loads((out / "manifest.json").read_text())
     assert m["training"]["recipe"]["weights"]["content_layer"] == "relu3_3"
     assert [p["content_layer"] for p in training_phases(m)] == ["relu3_3"]
+    assert [p["style_layer_weights"] for p in training_phases(m)] == [[1.0, 1.0, 4.0, 4.0]]
     assert m["export"]["parity"]["max_abs_error_vs_torch"] <= 1e-3
     assert m["export"]["parity"]["image"] == "bsds_val_3096.jpg"
     onnx_out = Stylizer(out, backend="onnxruntime", variant="fp32").stylize(photo)

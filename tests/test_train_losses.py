@@ -181,3 +181,30 @@ def test_the_content_loss_holds_the_layer_it_is_given():
     for layer, value in held.items():
         assert value == pytest.approx(float(torch.nn.functional.mse_loss(fy[layer], fx[layer])), rel=1e-4)
     assert held["relu2_2"] != pytest.approx(held["relu3_3"], rel=0.05)
+
+
+def test_style_layer_weights_scale_each_layers_gram_term():
+    from stylecam.train.losses import PerceptualLoss, gram
+    from stylecam.train.options import LossWeights
+    from stylecam.train.vgg import VGG16Features
+
+    vgg, g = VGG16Features(), torch.Generator().manual_seed(0)
+    painting, photo = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        fy = vgg(photo)
+        loss = PerceptualLoss(vgg, painting, LossWeights(style_layer_weights=(0.0, 1.0, 4.0, 0.5)))
+        terms = {k: float(torch.nn.functional.mse_loss(gram(fy[k]), loss.targets[k])) for k in loss.targets}
+        weighted = float(loss.style_distance(fy))
+    assert weighted == pytest.approx(terms["relu2_2"] + 4 * terms["relu3_3"] + 0.5 * terms["relu4_3"], rel=1e-5)
+    assert weighted != pytest.approx(sum(terms.values()), rel=0.05)
+
+
+@pytest.mark.parametrize("text", ["1,1,4", "1,1,x,4", "1,1,-4,4"])
+def test_style_layer_weights_option_says_what_it_expects(text):
+    import argparse
+
+    from stylecam.train.options import layer_weights
+
+    assert layer_weights("1,1,4,4") == (1.0, 1.0, 4.0, 4.0)
+    with pytest.raises(argparse.ArgumentTypeError, match="4 non-negative numbers.*relu1_2, relu2_2"):
+        layer_weights(text)

@@ -32,8 +32,8 @@ class PerceptualLoss(torch.nn.Module):
             self.targets = {k: gram(feats[k]) for k in weights.style_layers}
 
     def style_distance(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(F.mse_loss(gram(feats[k]), self.targets[k].expand(feats[k].shape[0], -1, -1))
-                   for k in self.w.style_layers)
+        return sum(share * F.mse_loss(gram(feats[k]), self.targets[k].expand(feats[k].shape[0], -1, -1))
+                   for k, share in zip(self.w.style_layers, self.w.style_layer_weights, strict=True))
 
     def forward(self, stylized: torch.Tensor, content: torch.Tensor,
                 features: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:

@@ -16,6 +16,22 @@ class LossWeights:
     distill_feature: float = 1.0  # with --teacher: VGG16 relu3_3 MSE, the scale of the content term
     content_layer: str = "relu2_2"
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    # each style layer's share of the style term: the Gram MSE averages over C² entries, so with equal shares the
+    # deep layers (the painting's motifs, C = 256, 512) count 16-64x less than relu1_2 (its palette, C = 64)
+    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+
+
+def layer_weights(text: str) -> tuple[float, ...]:
+    """``--style-layer-weights 1,1,4,4`` → (1.0, 1.0, 4.0, 4.0), one per style layer."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != len(LossWeights.style_layers) or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected {len(LossWeights.style_layers)} non-negative numbers separated "
+                                         f"by commas, one per style layer ({', '.join(LossWeights.style_layers)}), "
+                                         f"got {text!r}")
+    return values
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "and strokes to the style (default %(default)s)")
     p.add_argument("--style-weight", type=float, default=LossWeights.style,
                    help="Gram style loss weight: more paints more (default %(default)g)")
+    p.add_argument("--style-layer-weights", type=layer_weights, default=LossWeights.style_layer_weights,
+                   metavar="W1,W2,W3,W4", help="shares of relu1_2, relu2_2, relu3_3, relu4_3 in the style term: more on "
+                   "the deep layers paints the painting's motifs rather than its palette (default 1,1,1,1)")
     p.add_argument("--tv-weight", type=float, default=LossWeights.tv,
                    help="total variation weight: more smooths more (default %(default)g)")
     p.add_argument("--temporal-weight", type=float, default=LossWeights.temporal,

@@ -168,7 +168,8 @@ def _phase(training: dict) -> dict:
     r = training["recipe"]
     w = r.get("weights", {})
     return {"steps": training.get("steps_done"), "from": r.get("init") or "scratch", "style_weight": w.get("style"),
-            "temporal_weight": w.get("temporal"), "content_layer": w.get("content_layer"), "lr": r.get("lr"),
+            "temporal_weight": w.get("temporal"), "content_layer": w.get("content_layer"),
+            "style_layer_weights": w.get("style_layer_weights"), "lr": r.get("lr"),
             "batch": r.get("batch"), "size": r.get("size"), "hardware": training.get("hardware"),
             "seconds": training.get("seconds")}
 
@@ -362,7 +363,8 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit("stylecam train: --style PAINTING is required (except with --qat)")
     weights = LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight,
                           temporal=args.temporal_weight, gan=args.gan_weight, distill_pixel=args.distill_weight,
-                          distill_feature=args.distill_feature_weight, content_layer=args.content_layer)
+                          distill_feature=args.distill_feature_weight, content_layer=args.content_layer,
+                          style_layer_weights=args.style_layer_weights)
     cfg = TrainConfig(style=args.style, content=args.content, out=args.out, arch=args.arch, steps=args.steps,
                       size=args.size, style_size=args.style_size, batch=args.batch, lr=args.lr or 1e-3, seed=args.seed,
                       weights=weights, vgg=args.vgg, device=args.device, checkpoint_every=args.checkpoint_every,
