@@ -7,8 +7,8 @@
 #        scripts/finetune_style.sh the_scream_nano 8 1000 ~/stylecam-runs/study/wave_nano_in  (paints the_scream.jpg)
 # Needs CONTENT (a folder of photos without the held-out bsds_val_*) and STYLES (the paintings, NAME.jpg); TITLE and
 # LICENCE name the painting; CONTENT_LAYER (default relu2_2) is the layer the content loss holds, LAYER_WEIGHTS
-# (default 1,1,1,1) the style layers' shares. One thread: run
-# two at a time on a 2-core CPU (~1.6 s a step for small_in, 256 px; the temporal steps take twice as long).
+# (default 1,1,1,1) the style layers' shares. One thread: run two at a time on a 2-core CPU (~1.6 s a step for
+# small_in, 256 px; the temporal steps take twice as long).
 # Interrupted? Rerun the same line: the first phase resumes.
 set -eu
 name=$1 weight=$2 steps=$3 init=$4 temporal=${5:-3e7}
