@@ -18,9 +18,9 @@ done
 wait
 # name, style weight, steps, temporal weight, title, licence[, content layer] (style weight: the paintings' Gram
 # matrices differ in scale; the temporal weight follows it). A *_nano name fine-tunes the fast tier's wave.
-while IFS='|' read -r name weight steps temporal title licence layer; do
+while IFS='|' read -r name weight steps temporal title licence layer shares; do
   init=$RUNS/wave_s0; [[ $name == *_nano ]] && init=$RUNS/wave_nano_s0
-  TITLE=$title LICENCE=$licence CONTENT_LAYER=$layer \
+  TITLE=$title LICENCE=$licence CONTENT_LAYER=$layer LAYER_WEIGHTS=$shares \
     scripts/finetune_style.sh "$name" "$weight" "$steps" "$init" "$temporal" &
   [ "$(jobs -r | wc -l)" -lt 2 ] || wait -n
 done <<'STYLES'
@@ -34,7 +34,7 @@ wave_nano|2|500|3e7|The Great Wave (fast)|public domain (Hokusai, The Great Wave
 the_scream_nano|8|1000|3e7|The Scream (fast)|public domain (Edvard Munch, The Scream, 1893)
 udnie_nano|8|1000|3e7|Udnie (fast)|public domain (Francis Picabia, Udnie, 1913)
 candy_nano|1|1600|2e7|Candy (fast)|research-only (jcjohnson/fast-neural-style images; artist not stated)
-starry_night_nano|0.4|1000|6e6|The Starry Night (fast)|public domain (Vincent van Gogh, The Starry Night, 1889)
+starry_night_nano|0.55|1700|6e6|The Starry Night (fast)|public domain (Vincent van Gogh, The Starry Night, 1889)|relu3_3
 STYLES
 wait
 ls -d "$RUNS"/*/ | grep -v "_s[01]/$"
