@@ -29,7 +29,7 @@ the_scream|8|1500|3e7|The Scream|public domain (Edvard Munch, The Scream, 1893)
 udnie|22|2900|8e7|Udnie|public domain (Francis Picabia, Udnie, 1913)
 candy|1|2100|2e7|Candy|research-only (jcjohnson/fast-neural-style images; artist not stated)
 mosaic|1.5|1750|3e7|Mosaic|research-only (jcjohnson/fast-neural-style images; artist not stated)
-starry_night|0.7|2700|6e6|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)|relu3_3
+starry_night|0.6|3850|6e6|The Starry Night|public domain (Vincent van Gogh, The Starry Night, 1889)|relu3_3|0.5,0.5,3,3
 wave_nano|2|500|3e7|The Great Wave (fast)|public domain (Hokusai, The Great Wave off Kanagawa, c. 1831)
 the_scream_nano|8|1000|3e7|The Scream (fast)|public domain (Edvard Munch, The Scream, 1893)
 udnie_nano|8|1000|3e7|Udnie (fast)|public domain (Francis Picabia, Udnie, 1913)
