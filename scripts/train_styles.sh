@@ -16,8 +16,9 @@ for arch in small_in:wave_s0:2750 nano_in:wave_nano_s0:3000; do
     > "$RUNS/$out.log" 2>&1 &
 done
 wait
-# name, style weight, steps, temporal weight, title, licence[, content layer] (style weight: the paintings' Gram
-# matrices differ in scale; the temporal weight follows it). A *_nano name fine-tunes the fast tier's wave.
+# name, style weight, steps, temporal weight, title, licence[, content layer[, style layers' shares]] (style weight:
+# the paintings' Gram matrices differ in scale; the temporal weight follows it). A *_nano name fine-tunes the fast
+# tier's wave.
 while IFS='|' read -r name weight steps temporal title licence layer shares; do
   init=$RUNS/wave_s0; [[ $name == *_nano ]] && init=$RUNS/wave_nano_s0
   TITLE=$title LICENCE=$licence CONTENT_LAYER=$layer LAYER_WEIGHTS=$shares \
