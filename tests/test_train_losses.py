@@ -199,7 +199,7 @@ def test_style_layer_weights_scale_each_layers_gram_term():
     assert weighted != pytest.approx(sum(terms.values()), rel=0.05)
 
 
-@pytest.mark.parametrize("text", ["1,1,4", "1,1,x,4", "1,1,-4,4"])
+@pytest.mark.parametrize("text", ["1,1,4", "1,1,x,4", "1,1,-4,4", "1,1,nan,4", "1,1,inf,4"])
 def test_style_layer_weights_option_says_what_it_expects(text):
     import argparse
 

@@ -27,7 +27,7 @@ def layer_weights(text: str) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != len(LossWeights.style_layers) or min(values) < 0:
+    if len(values) != len(LossWeights.style_layers) or not all(0 <= v < float("inf") for v in values):  # nan too
         raise argparse.ArgumentTypeError(f"expected {len(LossWeights.style_layers)} non-negative numbers separated "
                                          f"by commas, one per style layer ({', '.join(LossWeights.style_layers)}), "
                                          f"got {text!r}")
@@ -53,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-weight", type=float, default=LossWeights.style,
                    help="Gram style loss weight: more paints more (default %(default)g)")
     p.add_argument("--style-layer-weights", type=layer_weights, default=LossWeights.style_layer_weights,
-                   metavar="W1,W2,W3,W4", help="shares of relu1_2, relu2_2, relu3_3, relu4_3 in the style term: more on "
-                   "the deep layers paints the painting's motifs rather than its palette (default 1,1,1,1)")
+                   metavar="W1,W2,W3,W4", help="shares of relu1_2, relu2_2, relu3_3, relu4_3 in the style term: "
+                   "more on the deep layers paints the painting's motifs rather than its palette (default 1,1,1,1)")
     p.add_argument("--tv-weight", type=float, default=LossWeights.tv,
                    help="total variation weight: more smooths more (default %(default)g)")
     p.add_argument("--temporal-weight", type=float, default=LossWeights.temporal,
