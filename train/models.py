@@ -84,19 +84,28 @@ class CompactGenerator(nn.Module):
         return self.net(x)
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """InstanceNorm2d computed in fp32: CPU autocast runs it in bf16, whose 8-bit mantissa loses the variance of a
+    flat crop (sky, a wall) and sent a fine-tune at 480 px photos to NaN at step 220. The same state-dict keys,
+    and the same ONNX graph (an fp32 input makes both casts no-ops)."""
+
+    def forward(self, x):
+        return super().forward(x.float()).to(x.dtype)
+
+
 def conv_norm(cin, cout, k, s=1, up=False, act=True) -> nn.Sequential:
     """[nearest ×2] → k×k convolution (reflect padding) → InstanceNorm → ReLU."""
     layers = [Upsample()] if up else []
     layers.append(nn.Conv2d(cin, cout, k, s, k // 2, padding_mode="reflect"))
     if act:
-        layers += [nn.InstanceNorm2d(cout, affine=True), nn.ReLU(inplace=True)]
+        layers += [InstanceNorm(cout, affine=True), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
 class ResidualNorm(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.body = nn.Sequential(conv_norm(c, c, 3), conv_norm(c, c, 3, act=False), nn.InstanceNorm2d(c, affine=True))
+        self.body = nn.Sequential(conv_norm(c, c, 3), conv_norm(c, c, 3, act=False), InstanceNorm(c, affine=True))
 
     def forward(self, x):
         return x + self.body(x)
