@@ -42,6 +42,28 @@ def test_half_written_checkpoint_is_reported(content, tmp_path):
         train(tiny(content, tmp_path / "b", 2, resume=True), progress=False)
 
 
+def test_a_non_finite_loss_skips_its_batch_and_ten_in_a_row_stop_training(content, tmp_path):
+    from stylecam.train.options import LossWeights
+
+    with pytest.warns(UserWarning, match="broken.jpg"), \
+            pytest.raises(RuntimeError, match="not finite for 10 batches in a row; lower --lr"):
+        train(tiny(content, tmp_path / "b", 4, weights=LossWeights(style=float("inf"))), progress=False)
+    assert not (tmp_path / "b" / ".train" / "checkpoint.pt").exists()  # nothing half-trained was written
+
+
+def test_a_non_finite_gradient_is_not_applied():
+    from stylecam.train import distributed
+    from stylecam.train.trainer import _backward_finite
+
+    model = torch.nn.Linear(2, 1)
+    finite = {"total": model(torch.ones(1, 2)).sum()}
+    assert _backward_finite(finite, model, distributed.World()) and model.weight.grad is not None
+    model.zero_grad(set_to_none=True)
+    inf_grad = {"total": torch.sqrt(model.weight * 0).sum()}  # the loss is 0, its gradient is not finite
+    assert not _backward_finite(inf_grad, model, distributed.World())
+    assert model.weight.grad is None and not torch.isfinite(inf_grad["grad"])
+
+
 def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
     out = tmp_path / "mine"
     cli = [sys.executable, "-m", "stylecam.cli"]

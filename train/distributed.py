@@ -63,6 +63,15 @@ def average_gradients(module: torch.nn.Module, world: World) -> None:
             p.grad /= world.size
 
 
+def all_finite(value: torch.Tensor, world: World) -> bool:
+    """True when ``value`` is finite on every rank: DDP's backward waits for all of them, so all skip together."""
+    ok = torch.isfinite(value.detach()).all().to(torch.float32)
+    if world.size > 1:
+        ok = ok.to(world.device)
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item())
+
+
 def gather(obj, world: World) -> list:
     """``obj`` from every rank, in rank order (a list of one without a process group)."""
     if world.size == 1:

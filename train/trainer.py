@@ -42,6 +42,7 @@ class TrainConfig:
     arch: str | None = None  # None: "small_in", or the --init bundle's architecture
     steps: int = 2000
     size: int = 256
+    content_scale: int | None = None  # the photos' shorter side before cropping; None = size
     style_size: int = 512
     batch: int = 4
     lr: float = 1e-3
@@ -278,7 +279,7 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     rng = np.random.default_rng(cfg.seed + world.rank)  # different crops on every rank
 
-    data = ContentImages(cfg.content, cfg.size, cfg.content_limit)
+    data = ContentImages(cfg.content, cfg.size, cfg.content_limit, cfg.content_scale)
     vgg = VGG16Features(cfg.vgg).to(device)
     style = to_batch([read_rgb(cfg.style, max_side=cfg.style_size)]).to(device)
     loss_fn = PerceptualLoss(vgg, style, cfg.weights)
@@ -302,7 +303,7 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
     log_path = out / ".train" / "log.csv"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     new_log = not log_path.exists() or step == 0
-    hardware, t0, last = _hardware(world), time.time(), {}
+    hardware, t0, last, skipped = _hardware(world), time.time(), {}, 0
     samples = _sample_photos(data, cfg.size).to(device)
     set_train_mode(net, cfg.freeze_bn)
     logf = open(log_path, "w" if new_log else "a", newline="") if world.main else io.StringIO()
@@ -327,7 +328,10 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
                     parts[name] = value
                     parts["total"] = parts["total"] + weight * value
             opt.zero_grad(set_to_none=True)
-            parts["total"].backward()
+            if not _backward_finite(parts, model, world):  # one bad batch must not poison the weights
+                skipped = _skip_non_finite(skipped, step, parts)
+                continue
+            skipped = 0
             opt.step()
             stats = {}
             if adversary:
@@ -354,6 +358,33 @@ def _train(cfg: TrainConfig, world: distributed.World, progress: bool) -> Path:
     return out
 
 
+MAX_SKIPPED = 10  # non-finite losses in a row before training stops: by then it is the weights, not a batch
+
+
+def _backward_finite(parts: dict[str, torch.Tensor], model: torch.nn.Module, world: distributed.World) -> bool:
+    """Backpropagate the total loss; False, with the gradients cleared, where the loss or a gradient is not finite
+    (DDP's gradients are already averaged, so every rank decides alike)."""
+    if not distributed.all_finite(parts["total"], world):
+        return False
+    parts["total"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+        return True
+    parts["grad"] = torch.tensor(float("nan"))  # named in the message
+    model.zero_grad(set_to_none=True)
+    return False
+
+
+def _skip_non_finite(skipped: int, step: int, parts: dict[str, torch.Tensor]) -> int:
+    """Count a batch whose loss is not finite (it is skipped, the weights untouched); stop after MAX_SKIPPED."""
+    bad = ", ".join(k for k, v in parts.items() if not torch.isfinite(v).all()) or "total"
+    if skipped + 1 >= MAX_SKIPPED:
+        raise RuntimeError(f"step {step + 1}: the loss ({bad}) was not finite for {MAX_SKIPPED} batches in a row; "
+                           "lower --lr or the loss weights, then --resume from the last checkpoint")
+    tqdm.write(f"step {step + 1}: non-finite loss ({bad}); batch skipped, weights unchanged")
+    return skipped + 1
+
+
 def main(args: argparse.Namespace) -> None:
     if args.qat:
         from .qat import main as qat_main
@@ -366,7 +397,8 @@ def main(args: argparse.Namespace) -> None:
                           distill_feature=args.distill_feature_weight, content_layer=args.content_layer,
                           style_layer_weights=args.style_layer_weights)
     cfg = TrainConfig(style=args.style, content=args.content, out=args.out, arch=args.arch, steps=args.steps,
-                      size=args.size, style_size=args.style_size, batch=args.batch, lr=args.lr or 1e-3, seed=args.seed,
+                      size=args.size, content_scale=args.content_scale, style_size=args.style_size,
+                      batch=args.batch, lr=args.lr or 1e-3, seed=args.seed,
                       weights=weights, vgg=args.vgg, device=args.device, checkpoint_every=args.checkpoint_every,
                       name=args.name, title=args.title, style_licence=args.style_licence,
                       content_limit=args.content_limit, init=args.init, resume=args.resume, gan=args.gan,
