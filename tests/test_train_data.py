@@ -54,3 +54,12 @@ def test_content_images_keep_the_folders_order_and_skip_what_they_cannot_read(tm
         images = ContentImages(tmp_path, 96).images
     for image, name in zip(images, names, strict=True):  # read by several threads, kept in path order
         assert np.array_equal(image, read_rgb(shared(f"content/{name}"), min_side=96))
+
+
+def test_content_scale_sets_the_photos_size_and_crops_keep_theirs(tmp_path):
+    (tmp_path / "tench.jpg").write_bytes(shared("content/imagenet_n01440764_tench.jpg").read_bytes())
+    at_crop, camera = ContentImages(tmp_path, 64), ContentImages(tmp_path, 64, scale=160)
+    assert min(at_crop.images[0].shape[:2]) == 64 and min(camera.images[0].shape[:2]) == 160
+    assert camera.sample(3, np.random.default_rng(0)).shape == (3, 3, 64, 64)
+    with pytest.raises(ValueError, match="smaller than the crop size 64"):
+        ContentImages(tmp_path, 64, scale=32)

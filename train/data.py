@@ -67,15 +67,20 @@ def to_batch(images: list[np.ndarray]) -> torch.Tensor:
 
 
 class ContentImages:
-    """Every readable image under ``folder``, shorter side scaled to ``size``; unreadable ones are skipped."""
+    """Every readable image under ``folder``, shorter side scaled to ``scale`` (default: the crop ``size``), sampled
+    as ``size``×``size`` crops; unreadable ones are skipped."""
 
-    def __init__(self, folder: str | Path, size: int, limit: int | None = None):
+    def __init__(self, folder: str | Path, size: int, limit: int | None = None, scale: int | None = None):
         paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise FileNotFoundError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        scale = scale or size
+        if scale < size:
+            raise ValueError(f"content scale {scale} is smaller than the crop size {size}; "
+                             f"use a scale of at least {size}")
         self.size, self.images = size, []
         with ThreadPoolExecutor(os.cpu_count()) as pool:  # OpenCV decodes without the GIL: one photo per core
-            for image in pool.map(lambda p: _read_or_warning(p, size), paths[:limit]):
+            for image in pool.map(lambda p: _read_or_warning(p, scale), paths[:limit]):
                 if isinstance(image, str):
                     warnings.warn(image, stacklevel=2)
                 else:

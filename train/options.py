@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", help="small_in (default: the full tier), nano_in (the fast tier), johnson (the reference), or the earlier small and nano; with --init, the bundle's")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default %(default)s)")
     p.add_argument("--size", type=int, default=256, help="training crop size")
+    p.add_argument("--content-scale", type=int, metavar="PX",
+                   help="shorter side the photos are scaled to before cropping (default: --size); 480 trains at the "
+                        "scale of a 640×480 camera frame, where a photo has less detail per pixel")
     p.add_argument("--style-size", type=int, default=512, help="longer side of the style image")
     p.add_argument("--batch", type=int, default=4, help="crops per step (default %(default)s)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3; with --qat 1e-4)")
