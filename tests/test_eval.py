@@ -1,6 +1,7 @@
 """`stylecam eval`: the metrics move the right way, and the CLI writes a contact sheet."""
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -102,3 +103,23 @@ def test_cli_eval_judges_each_network_scale_as_its_own_column(candy_copy):
     r = subprocess.run([*cli, str(candy_copy), "--scale", "0.5", "--write-manifest"], capture_output=True, text=True)
     assert r.returncode != 0 and "drop --scale" in r.stderr
     assert (candy_copy / "manifest.json").read_text() == before
+
+
+def test_style_bound_finds_more_style_within_the_content_error_cap(tmp_path):
+    """scripts/style_bound.py: a few pixel steps already paint (style ratio under the photo's 1) without passing the
+    cap, and it writes the photo, the network's output and the optimum side by side."""
+    import re
+
+    shared("vgg16")
+    out = tmp_path / "optimum.png"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "style_bound.py"
+    run = subprocess.run([sys.executable, str(script), "candy", str(shared("styles/candy.jpg")),
+                          str(sorted(shared("content").glob("bsds_val_*"))[1]), "--cap", "0.5", "--iters", "6",
+                          "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    found = re.search(r"style ratio ([\d.]+) at content error ([\d.]+); the optimum at content error ≤ 0.5: "
+                      r"([\d.]+) at ([\d.]+)", run.stdout)
+    assert found, run.stdout
+    network, optimum, error = float(found[1]), float(found[3]), float(found[4])
+    assert 0 < network < 1 and 0 < optimum < 1 and error <= 0.5 + 0.02  # 8-bit rounding moves it a little
+    assert cv2.imread(str(out)).shape == (480, 3 * 640, 3)

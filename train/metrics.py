@@ -110,8 +110,8 @@ class Evaluator:
             fo, fp = self._features(out), self._features(photo)
             content.append(float(torch.mean((fo[self.w.content_layer] - fp[self.w.content_layer]) ** 2)))
             style.append(float(loss.style_distance(fo)))
-            ratio.append(float(_gram_distance(loss, fo) / _gram_distance(loss, fp)))
-            error.append(float(torch.mean((fo["relu3_3"] - fp["relu3_3"]) ** 2) / torch.mean(fp["relu3_3"] ** 2)))
+            ratio.append(float(style_ratio(loss.targets, fo, fp)))
+            error.append(float(content_error(fo, fp)))
             edge.append(ssim(_edges(photo), _edges(out)))
             band.append(edge_band(stylizer.stylize, photo))
             pooled.append(fo["relu4_3"].mean((2, 3))[0].numpy())
@@ -126,9 +126,20 @@ class Evaluator:
         return metrics, outputs
 
 
-def _gram_distance(loss: PerceptualLoss, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+def gram_distance(targets: dict[str, torch.Tensor], feats: dict[str, torch.Tensor]) -> torch.Tensor:
     """Σ over the style layers of the squared Frobenius distance between Gram matrices (the style ratio's terms)."""
-    return sum(((gram(feats[k]) - loss.targets[k]) ** 2).sum() for k in STYLE_RATIO_LAYERS)
+    return sum(((gram(feats[k]) - targets[k]) ** 2).sum() for k in STYLE_RATIO_LAYERS)
+
+
+def style_ratio(targets: dict[str, torch.Tensor], stylized: dict[str, torch.Tensor],
+                photo: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The stylized frame's Gram distance to the painting's ``targets`` over the unstyled photo's (1 = no style)."""
+    return gram_distance(targets, stylized) / gram_distance(targets, photo)
+
+
+def content_error(stylized: dict[str, torch.Tensor], photo: dict[str, torch.Tensor]) -> torch.Tensor:
+    """mean((relu3_3(stylized) − relu3_3(photo))²) ÷ mean(relu3_3(photo)²): 0 = the photo's content."""
+    return torch.mean((stylized["relu3_3"] - photo["relu3_3"]) ** 2) / torch.mean(photo["relu3_3"] ** 2)
 
 
 STYLE_RATIO_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")

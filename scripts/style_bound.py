@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""How far a style's network is from what the metrics allow: one held-out photo's pixels optimised (Gatys et al.
+2016, Adam on the 640×480 frame) for the lowest style ratio at a content error under CAP, beside what the bundle
+makes of the same photo. A network's output is one image among those the optimiser searches, so a bundle far above
+the optimum has room to paint more at the same content error; one near it does not.
+
+  scripts/style_bound.py BUNDLE PAINTING PHOTO [--cap 1.6] [--iters 400] [--out optimum.png]
+  e.g. scripts/style_bound.py candy ../shared/data/styles/candy.jpg ../shared/data/content/bsds_val_101087.jpg
+       (about 25 min on one CPU core)
+"""
+import argparse
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stylecam import Stylizer
+from stylecam.train.data import read_rgb, to_batch
+from stylecam.train.losses import gram
+from stylecam.train.metrics import content_error, frame_photos, style_ratio
+from stylecam.train.vgg import VGG16Features
+
+
+class Metrics:
+    """The style ratio and content error of ``stylecam eval``, differentiable, against one photo and painting."""
+
+    def __init__(self, vgg: VGG16Features, photo: torch.Tensor, painting: torch.Tensor):
+        self.vgg = vgg
+        with torch.no_grad():
+            self.targets = {k: gram(v) for k, v in vgg(painting).items()}
+            self.photo = vgg(photo)
+
+    def __call__(self, rgb01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.vgg(rgb01)
+        return style_ratio(self.targets, feats, self.photo), content_error(feats, self.photo)
+
+
+def optimum(metrics: Metrics, photo: torch.Tensor, cap: float, iters: int) -> tuple[torch.Tensor, float, float]:
+    """The lowest style ratio the search finds with the content error ≤ cap (a penalty holds it there)."""
+    x = photo.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.02)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters, eta_min=0.001)
+    best = (photo, 1.0, 0.0)
+    for _ in tqdm(range(iters), desc="optimising pixels"):
+        opt.zero_grad()
+        ratio, error = metrics(x)
+        if error.item() <= cap and ratio.item() < best[1]:
+            best = (x.detach().clone(), ratio.item(), error.item())
+        excess = torch.relu(error - cap)
+        (ratio + 2.0 * excess + 50.0 * excess**2).backward()
+        opt.step()
+        schedule.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    image = torch.round(best[0] * 255) / 255  # as a network's output is delivered: 8 bits
+    with torch.no_grad():
+        ratio, error = metrics(image)
+    return image, ratio.item(), error.item()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("bundle", help="a bundled style or a bundle folder")
+    p.add_argument("painting", help="the style image the metrics compare with (its longer side scaled to 512)")
+    p.add_argument("photo", help="a held-out photo (centre-cropped and resized to 640×480, as stylecam eval does)")
+    p.add_argument("--cap", type=float, default=1.6, help="content error allowed (default %(default)s)")
+    p.add_argument("--iters", type=int, default=400, help="optimiser steps (default %(default)s)")
+    p.add_argument("--out", default="optimum.png", help="the optimised photo beside the bundle's output")
+    args = p.parse_args()
+    bgr = cv2.imread(args.photo)
+    if bgr is None:
+        raise SystemExit(f"style_bound: cannot read the photo {args.photo!r}")
+    frame = frame_photos([bgr])[0]
+    stylizer = Stylizer(args.bundle, backend="onnxruntime", variant="fp32")
+    vgg = VGG16Features(None).requires_grad_(False)
+    as_batch = lambda b: to_batch([np.ascontiguousarray(b[:, :, ::-1])])  # noqa: E731  BGR uint8 → RGB [0, 1]
+    metrics = Metrics(vgg, as_batch(frame), to_batch([read_rgb(args.painting, max_side=512)]))
+    network = stylizer.stylize(frame)
+    with torch.no_grad():
+        net_ratio, net_error = (v.item() for v in metrics(as_batch(network)))
+    image, ratio, error = optimum(metrics, as_batch(frame), args.cap, args.iters)
+    print(f"{args.bundle}: style ratio {net_ratio:.3f} at content error {net_error:.2f}; "
+          f"the optimum at content error ≤ {args.cap}: {ratio:.3f} at {error:.2f}")
+    best = (image[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)
+    cv2.imwrite(args.out, np.hstack([frame, network, best]))
+    print(f"photo | {args.bundle} | optimum: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
