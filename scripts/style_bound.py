@@ -18,7 +18,7 @@ from tqdm import tqdm
 from stylecam import Stylizer
 from stylecam.train.data import read_rgb, to_batch
 from stylecam.train.losses import gram
-from stylecam.train.metrics import content_error, frame_photos, style_ratio
+from stylecam.train.metrics import bgr_batch, content_error, frame_photos, style_ratio
 from stylecam.train.vgg import VGG16Features
 
 
@@ -74,12 +74,12 @@ def main() -> None:
     frame = frame_photos([bgr])[0]
     stylizer = Stylizer(args.bundle, backend="onnxruntime", variant="fp32")
     vgg = VGG16Features(None).requires_grad_(False)
-    as_batch = lambda b: to_batch([np.ascontiguousarray(b[:, :, ::-1])])  # noqa: E731  BGR uint8 → RGB [0, 1]
-    metrics = Metrics(vgg, as_batch(frame), to_batch([read_rgb(args.painting, max_side=512)]))
+    photo = bgr_batch(frame)
+    metrics = Metrics(vgg, photo, to_batch([read_rgb(args.painting, max_side=512)]))
     network = stylizer.stylize(frame)
     with torch.no_grad():
-        net_ratio, net_error = (v.item() for v in metrics(as_batch(network)))
-    image, ratio, error = optimum(metrics, as_batch(frame), args.cap, args.iters)
+        net_ratio, net_error = (v.item() for v in metrics(bgr_batch(network)))
+    image, ratio, error = optimum(metrics, photo, args.cap, args.iters)
     print(f"{args.bundle}: style ratio {net_ratio:.3f} at content error {net_error:.2f}; "
           f"the optimum at content error ≤ {args.cap}: {ratio:.3f} at {error:.2f}")
     best = (image[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)

@@ -48,6 +48,11 @@ def _edges(bgr: np.ndarray) -> np.ndarray:
 FRAME = (480, 640)  # (H, W) the photos are judged at: a camera frame
 
 
+def bgr_batch(bgr: np.ndarray) -> torch.Tensor:
+    """An OpenCV BGR uint8 frame → a 1×3×H×W RGB batch in [0, 1], as VGG16 sees it."""
+    return to_batch([np.ascontiguousarray(bgr[:, :, ::-1])])
+
+
 def frame_photos(photos: list[np.ndarray], size: tuple[int, int] = FRAME) -> list[np.ndarray]:
     """Each photo centre-cropped to the frame's aspect ratio, then resized to it (area down, bilinear up)."""
     from stylecam.frames import resize
@@ -81,7 +86,7 @@ class Evaluator:
 
     def _features(self, bgr: np.ndarray) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            return self.vgg(to_batch([np.ascontiguousarray(bgr[:, :, ::-1])]))
+            return self.vgg(bgr_batch(bgr))
 
     def _style_crops(self, style_rgb: np.ndarray, size: int = 128) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
