@@ -171,7 +171,7 @@ def test_the_content_loss_holds_the_layer_it_is_given():
     from stylecam.train.options import LossWeights
     from stylecam.train.vgg import VGG16Features
 
-    vgg, g = VGG16Features(), torch.Generator().manual_seed(0)
+    vgg, g = VGG16Features(shared("vgg16/vgg16_caffe_features.pth")), torch.Generator().manual_seed(0)
     photo = torch.rand(1, 3, 64, 64, generator=g)
     stylized = (photo + 0.2 * torch.rand(1, 3, 64, 64, generator=g)).clamp(0, 1)
     with torch.no_grad():
@@ -188,7 +188,7 @@ def test_style_layer_weights_scale_each_layers_gram_term():
     from stylecam.train.options import LossWeights
     from stylecam.train.vgg import VGG16Features
 
-    vgg, g = VGG16Features(), torch.Generator().manual_seed(0)
+    vgg, g = VGG16Features(shared("vgg16/vgg16_caffe_features.pth")), torch.Generator().manual_seed(0)
     painting, photo = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 64, 64, generator=g)
     with torch.no_grad():
         fy = vgg(photo)
