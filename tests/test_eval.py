@@ -105,6 +105,30 @@ def test_cli_eval_judges_each_network_scale_as_its_own_column(candy_copy):
     assert (candy_copy / "manifest.json").read_text() == before
 
 
+def test_cli_eval_judges_against_the_painting_wherever_the_photos_are(candy_copy, tmp_path):
+    """Photos from another folder are still judged against the original painting, not the bundle's thumbnail (whose
+    smaller picture has other Gram matrices: bsds_val_101087 at 640x480 measured 0.48 against it, 0.25 against the
+    painting); where the painting cannot be found, it says so."""
+    import json
+    import shutil
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(shared("content/bsds_val_101087.jpg"), photos)
+    cli = [sys.executable, "-m", "stylecam.cli", "eval", "--photos", str(photos), "--count", "1", "--size", "128x96"]
+    runs = {how: subprocess.run([*cli, "candy", *extra], capture_output=True, text=True) for how, extra in {
+        "default": [], "painting": ["--style-image", str(shared("styles/candy.jpg"))],
+        "thumbnail": ["--style-image", str(STYLES_DIR / "candy" / "style.jpg")]}.items()}
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    row = {how: r.stdout.splitlines()[1] for how, r in runs.items()}
+    assert row["default"] == row["painting"] != row["thumbnail"] and "thumbnail" not in runs["default"].stderr
+    manifest = candy_copy / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "style_image": {"file": "lost.jpg"}}))
+    r = subprocess.run([*cli, str(candy_copy)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.splitlines()[1].split()[1:] == row["thumbnail"].split()[1:]
+    assert "'lost.jpg' is not in a styles folder" in r.stderr and "--style-image" in r.stderr
+
+
 def test_style_bound_finds_more_style_within_the_content_error_cap(tmp_path):
     """scripts/style_bound.py: a few pixel steps already paint (style ratio under the photo's 1) without passing the
     cap, and it writes the photo, the network's output and the optimum side by side."""

@@ -589,6 +589,20 @@ def cmd_eval_video(args) -> None:
             print(f"strip: {path}")
 
 
+def _painting(bundle, photo_folders) -> Path:
+    """The bundle's original painting in a ``styles`` folder beside the photos' (or the shared data's); else its
+    thumbnail, with a warning: a smaller picture has other Gram matrices, so its style ratios compare with nothing."""
+    name = bundle.manifest.get("style_image", {}).get("file", "-")
+    for folder in filter(None, photo_folders):
+        if (original := Path(folder).parent / "styles" / name).is_file():
+            return original
+    thumbnail = bundle.file("style.jpg")
+    print(f"stylecam eval: {bundle.path.name}: its painting {name!r} is not in a styles folder beside the photos; "
+          f"judging against its {thumbnail.name} thumbnail, whose style ratios do not compare with the README's "
+          "(pass --style-image PAINTING)", file=sys.stderr)
+    return thumbnail
+
+
 def cmd_eval(args) -> None:
     if args.video:
         return cmd_eval_video(args)
@@ -614,8 +628,7 @@ def cmd_eval(args) -> None:
     for label, model in models:
         bundle = getattr(model, "bundle", None)
         if bundle:
-            original = Path(folder).parent / "styles" / bundle.manifest.get("style_image", {}).get("file", "-")
-            style_image = args.style_image or (original if original.is_file() else bundle.file("style.jpg"))
+            style_image = args.style_image or _painting(bundle, [folder, shared_content()])
             first_painting = first_painting or style_image
         else:  # a peer is judged against the painting of the bundles beside it, or --style-image
             style_image = args.style_image or first_painting
