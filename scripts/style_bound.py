@@ -2,9 +2,10 @@
 """How far a style's network is from what the metrics allow: one held-out photo's pixels optimised (Gatys et al.
 2016, Adam on the 640×480 frame) for the lowest style ratio at a content error under CAP, beside what the bundle
 makes of the same photo. A network's output is one image among those the optimiser searches, so a bundle far above
-the optimum has room to paint more at the same content error; one near it does not.
+the optimum has room to paint more at the same content error; one near it does not. With --search weights the
+optimiser fits the bundle's network to the photo instead: what its architecture can paint there at most.
 
-  scripts/style_bound.py BUNDLE PAINTING PHOTO [--cap 1.6] [--iters 1500] [--out optimum.png]
+  scripts/style_bound.py BUNDLE PAINTING PHOTO [--cap 1.6] [--iters 1500] [--search pixels|weights] [--out optimum.png]
   e.g. scripts/style_bound.py candy ../shared/data/styles/candy.jpg ../shared/data/content/bsds_val_101087.jpg
        (about 75 min on one CPU core with bf16; 400 steps stop far above the optimum: candy 0.137 against 0.085)
 """
@@ -19,7 +20,9 @@ from stylecam import Stylizer
 from stylecam.train.data import read_rgb, to_batch
 from stylecam.train.losses import gram
 from stylecam.train.metrics import bgr_batch, content_error, frame_photos, style_ratio
-from stylecam.train.trainer import autocast
+from stylecam.styles import resolve
+from stylecam.train.models import load_generator
+from stylecam.train.trainer import WithMargin, autocast
 from stylecam.train.vgg import VGG16Features
 
 
@@ -31,33 +34,67 @@ class Metrics:
         with torch.no_grad():
             self.targets = {k: gram(v) for k, v in vgg(painting).items()}
             self.photo = vgg(photo)
+        self.photo_rgb = photo
 
     def __call__(self, rgb01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.vgg(rgb01)
         return style_ratio(self.targets, feats, self.photo), content_error(feats, self.photo)
 
 
-def optimum(metrics: Metrics, photo: torch.Tensor, cap: float, iters: int) -> tuple[torch.Tensor, float, float]:
+class Pixels:
+    """The photo's own pixels: the least style ratio any picture reaches at the cap (Gatys et al.)."""
+
+    lr = 0.02
+
+    def __init__(self, photo: torch.Tensor):
+        self.x = photo.clone().requires_grad_(True)
+        self.parameters = [self.x]
+
+    def render(self) -> torch.Tensor:
+        return self.x
+
+    def project(self) -> None:
+        with torch.no_grad():
+            self.x.clamp_(0, 1)
+
+
+class Weights:
+    """The bundle's network weights, fitted to this one photo: the least its architecture reaches there (from the
+    bundle's function). Far above the pixels' bound, the architecture is the limit; near it, the training is."""
+
+    lr = 1e-3
+
+    def __init__(self, bundle: str, photo: torch.Tensor):
+        self.net, self.photo = WithMargin(load_generator(resolve(bundle))), photo
+        self.parameters = list(self.net.parameters())
+
+    def render(self) -> torch.Tensor:
+        return self.net(self.photo).clamp(0, 1)
+
+    def project(self) -> None:
+        pass
+
+
+def optimum(metrics: Metrics, search: Pixels | Weights, cap: float, iters: int) -> tuple[torch.Tensor, float, float]:
     """The lowest style ratio the search finds with the content error ≤ cap (a penalty holds it there)."""
-    x = photo.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.02)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters, eta_min=0.001)
-    best = (photo, 1.0, 0.0)
-    steps = tqdm(range(iters), desc="optimising pixels")
+    opt = torch.optim.Adam(search.parameters, lr=search.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters, eta_min=search.lr / 20)
+    best = (metrics.photo_rgb, 1.0, 0.0)
+    steps = tqdm(range(iters), desc="optimising " + type(search).__name__.lower())
     for _ in steps:
         opt.zero_grad()
-        with autocast(photo.device):  # the search in bf16 where the CPU has it; the answer is measured in fp32
-            ratio, error = metrics(x)
+        with autocast(metrics.photo_rgb.device):  # the search in bf16 where the CPU has it; measured in fp32
+            image = search.render()
+            ratio, error = metrics(image)
         if error.item() <= cap and ratio.item() < best[1]:
-            best = (x.detach().clone(), ratio.item(), error.item())
+            best = (image.detach().float().clone(), ratio.item(), error.item())
             steps.set_postfix(best=f"{best[1]:.3f}")
         excess = torch.relu(error - cap)
         (ratio + 2.0 * excess + 50.0 * excess**2).backward()
         opt.step()
         schedule.step()
-        with torch.no_grad():
-            x.clamp_(0, 1)
-    image = torch.round(best[0] * 255) / 255  # as a network's output is delivered: 8 bits
+        search.project()
+    image = torch.round(best[0].clamp(0, 1) * 255) / 255  # as a network's output is delivered: 8 bits
     with torch.no_grad():
         ratio, error = metrics(image)
     return image, ratio.item(), error.item()
@@ -70,6 +107,9 @@ def main() -> None:
     p.add_argument("photo", help="a held-out photo (centre-cropped and resized to 640×480, as stylecam eval does)")
     p.add_argument("--cap", type=float, default=1.6, help="content error allowed (default %(default)s)")
     p.add_argument("--iters", type=int, default=1500, help="optimiser steps (default %(default)s)")
+    p.add_argument("--search", choices=("pixels", "weights"), default="pixels",
+                   help="what the optimiser changes: the photo's pixels (what the metrics allow), or the bundle's "
+                        "network weights on this photo (what its architecture allows); default %(default)s")
     p.add_argument("--out", default="optimum.png", help="the optimised photo beside the bundle's output")
     args = p.parse_args()
     bgr = cv2.imread(args.photo)
@@ -83,9 +123,10 @@ def main() -> None:
     network = stylizer.stylize(frame)
     with torch.no_grad():
         net_ratio, net_error = (v.item() for v in metrics(bgr_batch(network)))
-    image, ratio, error = optimum(metrics, photo, args.cap, args.iters)
+    search = Pixels(photo) if args.search == "pixels" else Weights(args.bundle, photo)
+    image, ratio, error = optimum(metrics, search, args.cap, args.iters)
     print(f"{args.bundle}: style ratio {net_ratio:.3f} at content error {net_error:.2f}; "
-          f"the optimum at content error ≤ {args.cap}: {ratio:.3f} at {error:.2f}")
+          f"the optimum ({args.search}) at content error ≤ {args.cap}: {ratio:.3f} at {error:.2f}")
     best = (image[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)
     cv2.imwrite(args.out, np.hstack([frame, network, best]))
     print(f"photo | {args.bundle} | optimum: {args.out}")
