@@ -776,8 +776,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--count", type=int, default=20, help="how many photos, in name order (default 20)")
     ev.add_argument("--size", default="640x480", help="WxH each photo is centre-cropped and resized to "
                     "(default %(default)s, a camera frame)")
-    ev.add_argument("--style-image", help="style reference (default: the original painting in "
-                    "shared/data/styles when found, else the bundle's style.jpg thumbnail)")
+    ev.add_argument("--style-image", help="style reference (default: the original painting in a styles folder "
+                    "beside the photos' or in shared/data/styles; else, with a warning, the bundle's style.jpg "
+                    "thumbnail)")
     ev.add_argument("--vgg", help="VGG16 weights (default: $STYLECAM_VGG16 or shared/data/vgg16)")
     ev.add_argument("--sheet", help="write a contact sheet PNG (rows: photos, columns: styles)")
     ev.add_argument("--sheet-rows", type=int, default=4, help="photos on the contact sheet (default 4)")
