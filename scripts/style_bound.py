@@ -34,7 +34,6 @@ class Metrics:
         with torch.no_grad():
             self.targets = {k: gram(v) for k, v in vgg(painting).items()}
             self.photo = vgg(photo)
-        self.photo_rgb = photo
 
     def __call__(self, rgb01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.vgg(rgb01)
@@ -75,15 +74,16 @@ class Weights:
         pass
 
 
-def optimum(metrics: Metrics, search: Pixels | Weights, cap: float, iters: int) -> tuple[torch.Tensor, float, float]:
+def optimum(metrics: Metrics, search: Pixels | Weights, photo: torch.Tensor, cap: float,
+            iters: int) -> tuple[torch.Tensor, float, float]:
     """The lowest style ratio the search finds with the content error ≤ cap (a penalty holds it there)."""
     opt = torch.optim.Adam(search.parameters, lr=search.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters, eta_min=search.lr / 20)
-    best = (metrics.photo_rgb, 1.0, 0.0)
+    best = (photo, 1.0, 0.0)
     steps = tqdm(range(iters), desc="optimising " + type(search).__name__.lower())
     for _ in steps:
         opt.zero_grad()
-        with autocast(metrics.photo_rgb.device):  # the search in bf16 where the CPU has it; measured in fp32
+        with autocast(photo.device):  # the search in bf16 where the CPU has it; measured in fp32
             image = search.render()
             ratio, error = metrics(image)
         if error.item() <= cap and ratio.item() < best[1]:
@@ -124,7 +124,7 @@ def main() -> None:
     with torch.no_grad():
         net_ratio, net_error = (v.item() for v in metrics(bgr_batch(network)))
     search = Pixels(photo) if args.search == "pixels" else Weights(args.bundle, photo)
-    image, ratio, error = optimum(metrics, search, args.cap, args.iters)
+    image, ratio, error = optimum(metrics, search, photo, args.cap, args.iters)
     print(f"{args.bundle}: style ratio {net_ratio:.3f} at content error {net_error:.2f}; "
           f"the optimum ({args.search}) at content error ≤ {args.cap}: {ratio:.3f} at {error:.2f}")
     best = (image[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)

@@ -625,10 +625,11 @@ def cmd_eval(args) -> None:
     print(f"{'style':<16} {'arch':<9}{'style ratio':>12}{'content err':>12}{'edge band':>10}{'content':>12}"
           f"{'style dist':>12}{'VGG16-KID':>11}{'edge SSIM':>11}")
     columns, paintings, points, first_painting = {}, {}, [], None
+    painting_folders = [folder, shared_content()]  # where a bundle's original painting may lie, beside the photos
     for label, model in models:
         bundle = getattr(model, "bundle", None)
         if bundle:
-            style_image = args.style_image or _painting(bundle, [folder, shared_content()])
+            style_image = args.style_image or _painting(bundle, painting_folders)
             first_painting = first_painting or style_image
         else:  # a peer is judged against the painting of the bundles beside it, or --style-image
             style_image = args.style_image or first_painting
