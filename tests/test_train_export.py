@@ -64,6 +64,61 @@ def test_a_non_finite_gradient_is_not_applied():
     assert model.weight.grad is None and not torch.isfinite(inf_grad["grad"])
 
 
+def test_a_loss_spike_rolls_back_weights_and_optimizer_to_the_kept_step():
+    from stylecam.train.trainer import SpikeGuard
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    guard = SpikeGuard({"model": model, "opt": opt})
+    steps = guard.window + guard.every // 2
+    for step in range(steps):  # healthy steps: counted, a copy kept every `every` of them
+        assert guard.spike(1.0 + 0.1 * (step % 3)) is None
+        guard.keep(step)
+        model(torch.ones(1, 2)).sum().backward()
+        opt.step()
+    kept_step = (steps - 1) // guard.every * guard.every
+    kept = {k: v.clone() for k, v in guard.kept[1]["model"].items()}
+    with torch.no_grad():
+        model.weight.fill_(1e6)  # thrown off
+    ratio = guard.spike(100.0)
+    assert ratio == pytest.approx(100.0 / 1.1)
+    assert guard.roll_back(steps, ratio) == kept_step == guard.kept[0]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, kept[k], rtol=0, atol=0, msg=k)
+    assert opt.state_dict()["state"][0]["step"] == kept_step  # Adam's moments went back too
+    kept_moment = guard.kept[1]["opt"]["state"][0]["exp_avg"].clone()
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()  # stepping on must not change the kept copy (the optimizer updates its state in place)
+    assert guard.kept[1]["opt"]["state"][0]["step"] == kept_step
+    torch.testing.assert_close(guard.kept[1]["opt"]["state"][0]["exp_avg"], kept_moment, rtol=0, atol=0)
+    for _ in range(guard.max_rollbacks - 1):
+        guard.roll_back(steps, ratio)
+    with pytest.raises(RuntimeError, match="jumped to 91× its recent median 6 times.*lower --lr"):
+        guard.roll_back(steps, ratio)
+
+
+def test_training_rolls_back_over_a_loss_spike_and_finishes(content, tmp_path, monkeypatch, capsys):
+    from stylecam.train import trainer
+    from stylecam.train.data import ContentImages
+
+    monkeypatch.setattr(trainer.SpikeGuard, "window", 3)
+    monkeypatch.setattr(trainer.SpikeGuard, "every", 2)
+    sample, calls = ContentImages.sample, []
+
+    def sample_with_one_wild_batch(self, batch, rng):  # a finite blow-up: the batch 300× too bright
+        calls.append(1)
+        return sample(self, batch, rng) * (300.0 if len(calls) == 6 else 1.0)
+
+    monkeypatch.setattr(ContentImages, "sample", sample_with_one_wild_batch)
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        train(tiny(content, tmp_path / "b", 8), progress=False)
+    out = capsys.readouterr().out
+    assert "step 6: loss" in out and "rolled back to step 4 (weights and optimizer)" in out, out
+    assert len(calls) == 8 + 2  # the spike's batch, and step 4 (the kept copy is from before it) done again
+    assert load_bundle(tmp_path / "b").manifest["training"]["steps_done"] == 8
+    assert all(torch.isfinite(v).all() for v in load_file(tmp_path / "b" / "weights.safetensors").values())
+
+
 def test_cli_train_then_export_then_stylize(content, tmp_path, photo):
     out = tmp_path / "mine"
     cli = [sys.executable, "-m", "stylecam.cli"]

@@ -72,6 +72,16 @@ def all_finite(value: torch.Tensor, world: World) -> bool:
     return bool(ok.item())
 
 
+def mean(value: torch.Tensor, world: World) -> float:
+    """``value``'s mean over the ranks (itself without a process group)."""
+    value = value.detach().to(torch.float32)
+    if world.size > 1:
+        value = value.to(world.device)
+        dist.all_reduce(value)
+        value = value / world.size
+    return float(value.item())
+
+
 def gather(obj, world: World) -> list:
     """``obj`` from every rank, in rank order (a list of one without a process group)."""
     if world.size == 1:
